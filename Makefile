@@ -1,0 +1,57 @@
+# The README's two commands are `make demo` and `make test`; both install what they need first.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+# jsii warns on every start that Node 20 is past end-of-life; we know, and pin the CDK CLI.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export PYTHONDONTWRITEBYTECODE := 1
+
+VENV := .venv
+PY := $(VENV)/bin/python
+# `cdk.json` runs `python3 app.py`: the venv goes first on PATH so that is our interpreter.
+export PATH := $(abspath $(VENV)/bin):$(PATH)
+STAMP_PY := $(VENV)/.installed
+STAMP_NODE := node_modules/.installed
+CDK := npx --no-install cdk
+
+.PHONY: help install demo test lint unit synth nag-lint clean
+
+help:
+	@echo "make demo    run the whole workshop offline (installs first if needed)"
+	@echo "make test    lint, unit + integration tests, cdk synth with cdk-nag, cfn-lint"
+	@echo "make synth   synthesize the CloudFormation template into cdk.out/"
+	@echo "make install create .venv and node_modules from the pinned requirements"
+
+install: $(STAMP_PY) $(STAMP_NODE)
+
+$(STAMP_PY): requirements.txt requirements-dev.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
+	touch $@
+
+$(STAMP_NODE): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+demo: install
+	$(PY) -m secml demo
+
+test: install lint unit synth nag-lint
+
+lint:
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+unit:
+	$(VENV)/bin/pytest
+
+# cdk-nag runs as a validation plugin during synth: any unacknowledged finding fails it.
+synth: install
+	$(CDK) synth --quiet --output cdk.out
+
+nag-lint:
+	$(VENV)/bin/cfn-lint cdk.out/*.template.json
+
+clean:
+	rm -rf $(VENV) node_modules cdk.out demo-output

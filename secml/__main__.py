@@ -1,0 +1,3 @@
+from secml.cli import main
+
+raise SystemExit(main())
