@@ -74,7 +74,7 @@ class Participant(Construct):
         *,
         ingest_functions: Sequence[lambda_.IFunction] = (),
         buckets: Sequence[s3.IBucket] = (),
-        notebook_instance_name: str | None = None,
+        notebook_instance_arn: str | None = None,
         log_groups: Sequence[logs.ILogGroup] = (),
     ) -> None:
         super().__init__(scope, construct_id)
@@ -115,7 +115,7 @@ class Participant(Construct):
                     + [b.arn_for_objects("*") for b in buckets],
                 )
             )
-        if notebook_instance_name:
+        if notebook_instance_arn:
             statements.append(
                 iam.PolicyStatement(
                     sid="OpenNotebook",
@@ -123,13 +123,7 @@ class Participant(Construct):
                         "sagemaker:CreatePresignedNotebookInstanceUrl",
                         "sagemaker:DescribeNotebookInstance",
                     ],
-                    resources=[
-                        stack.format_arn(
-                            service="sagemaker",
-                            resource="notebook-instance",
-                            resource_name=notebook_instance_name.lower(),
-                        )
-                    ],
+                    resources=[notebook_instance_arn],
                 )
             )
         if log_groups:

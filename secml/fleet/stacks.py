@@ -159,8 +159,9 @@ def wait_until_stable(
 
 
 def notebook_url(outputs: dict[str, str]) -> str:
-    for key, value in outputs.items():
-        if "notebookurl" in key.lower():
+    """The stack output that links the attendee to the notebook (NotebookConsoleUrl)."""
+    for key, value in sorted(outputs.items()):
+        if "notebook" in key.lower() and key.lower().endswith("url"):
             return value
     return ""
 
@@ -256,7 +257,11 @@ def teardown_stack(
         if final is not None:
             reason = first_failure_reason(cf, stack_name) or final.get("StackStatusReason", "")
             raise StackFailed(f"{final['StackStatus']}: {reason}".rstrip(": "))
-    leftovers = find_leftovers(session, stack_name) if find_leftovers else []
+    # verify-clean returns records (kind, name); show them as "kind name".
+    found = find_leftovers(session, stack_name) if find_leftovers else []
+    leftovers = [
+        f"{item.kind} {item.name}" if hasattr(item, "kind") else str(item) for item in found
+    ]
     return AccountState(
         account_id=target.account_id,
         region=target.region,

@@ -61,7 +61,9 @@ class FixtureStack(cdk.Stack):
             "Participant",
             ingest_functions=[fn],
             buckets=[bucket],
-            notebook_instance_name="Workshop-Notebook",
+            notebook_instance_arn=self.format_arn(
+                service="sagemaker", resource="notebook-instance", resource_name="workshop-notebook"
+            ),
             log_groups=[log_group],
         )
         if violate:
