@@ -5,7 +5,8 @@ resource makes it invoke the backing Lambda, which needs Docker, and the stack t
 CREATE_IN_PROGRESS for a response that never comes. The real WorkshopStack has such resources
 (BucketDeployment, the GuardDuty custom resource), so these tests provision a small template with
 the same interface instead: the three parameters a fleet package takes (AssetsBucketName,
-AssetsBucketPrefix, ParticipantRoleName) and a ``NotebookConsoleUrl`` output (as WorkshopStack names it). What they test is the
+AssetsBucketPrefix, ParticipantRoleName) and a ``NotebookConsoleUrl`` output (as WorkshopStack
+names it). What they test is the
 fleet machinery (assume-role per account, create/update/delete, concurrency, state, reports),
 not the stack's resources; `fleet package` is tested against the synthesized templates.
 """
