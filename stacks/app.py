@@ -5,6 +5,7 @@ from __future__ import annotations
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
+from stacks.fleet_synthesizer import AssetParameterSynthesizer
 from stacks.workshop_stack import WorkshopStack
 
 DEFAULT_STACK_NAME = "SecmlWorkshop"
@@ -37,9 +38,13 @@ def _positive_int(app: cdk.App, key: str, default: int) -> int:
     return number
 
 
-def build_app(context: dict | None = None) -> cdk.App:
-    app = cdk.App(context=context or None)
+def build_app(context: dict | None = None, *, outdir: str | None = None) -> cdk.App:
+    app = cdk.App(context=context or None, outdir=outdir)
     stack_name = app.node.try_get_context("stack_name") or DEFAULT_STACK_NAME
+    # -c fleet=true: one bootstrap-free template whose assets come from AssetsBucketName /
+    # AssetsBucketPrefix (Workshop Studio, `secml fleet package`), plus the participant role.
+    fleet = _flag(app, "fleet", False)
+    synth = {"synthesizer": AssetParameterSynthesizer(), "participant_role": True} if fleet else {}
     WorkshopStack(
         app,
         stack_name,
@@ -47,6 +52,7 @@ def build_app(context: dict | None = None) -> cdk.App:
         sample_findings=_flag(app, "sample_findings", True),
         notebook_instance_type=app.node.try_get_context("notebook_instance_type") or "ml.t3.medium",
         notebook_idle_minutes=_positive_int(app, "notebook_idle_minutes", 60),
+        **synth,
     )
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return app

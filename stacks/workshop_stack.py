@@ -10,6 +10,7 @@ from stacks.data import Data
 from stacks.guardduty import GuardDuty
 from stacks.ingest import Ingest
 from stacks.notebook import Notebook
+from stacks.participant import Participant
 
 # The notebook tags what it creates with this key (value: the stack name); cleanup finds it so.
 STACK_TAG = "secml:stack"
@@ -25,6 +26,7 @@ class WorkshopStack(cdk.Stack):
         sample_findings: bool = True,
         notebook_instance_type: str = "ml.t3.medium",
         notebook_idle_minutes: int = 60,
+        participant_role: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -69,3 +71,14 @@ class WorkshopStack(cdk.Stack):
         }
         for name, value in outputs.items():
             cdk.CfnOutput(self, name, value=value)
+
+        if participant_role:  # fleet / Workshop Studio template: the attendee's own permissions
+            fns = [self.ingest.cloudtrail_fn, self.ingest.guardduty_fn]
+            Participant(
+                self,
+                "Participant",
+                ingest_functions=fns,
+                buckets=[self.data.data_bucket, self.data.tuples_bucket],
+                notebook_instance_arn=self.notebook.instance.attr_notebook_instance_arn,
+                log_groups=[fn.log_group for fn in fns],
+            )

@@ -1,0 +1,1 @@
+"""Facilitator tooling: one workshop environment per attendee account (issue 8)."""

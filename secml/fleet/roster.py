@@ -1,0 +1,83 @@
+"""The facilitator's roster: one attendee account per line, ``account_id[,region][,attendee]``.
+
+A header line (``account_id,...``), blank lines and ``#`` comments are allowed. Every problem is
+reported with its line number, all at once, before any account is touched.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from secml.errors import SecmlError
+
+ACCOUNT_RE = re.compile(r"^\d{12}$")
+# us-east-1, eu-central-2, ap-southeast-4, us-gov-west-1, cn-north-1, us-isob-east-1, ...
+REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
+MAX_REPORTED = 10
+
+
+@dataclass(frozen=True)
+class Target:
+    account_id: str
+    region: str
+    attendee: str = ""
+    line: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"{self.account_id}/{self.region}"
+
+
+def parse_roster(text: str, *, default_region: str | None, source: str = "roster") -> list[Target]:
+    targets: list[Target] = []
+    errors: list[str] = []
+    seen: dict[tuple[str, str], int] = {}
+    for lineno, row in enumerate(csv.reader(text.splitlines()), start=1):
+        cells = [c.strip() for c in row]
+        if not cells or not any(cells) or cells[0].startswith("#"):
+            continue
+        if lineno == 1 and cells[0].lower().replace(" ", "_") in ("account_id", "account"):
+            continue
+        if len(cells) > 3:
+            errors.append(f"line {lineno}: expected account_id[,region][,attendee], got {row!r}")
+            continue
+        account = cells[0]
+        region = (cells[1] if len(cells) > 1 else "") or (default_region or "")
+        attendee = cells[2] if len(cells) > 2 else ""
+        if not ACCOUNT_RE.match(account):
+            hint = (
+                " (a spreadsheet may have dropped leading zeros)"
+                if account.isdigit() and len(account) < 12
+                else ""
+            )
+            errors.append(f"line {lineno}: account id {account!r} is not 12 digits{hint}")
+            continue
+        if not region:
+            errors.append(f"line {lineno}: no region and no --region / AWS_REGION default")
+            continue
+        if not REGION_RE.match(region):
+            errors.append(f"line {lineno}: {region!r} is not a region name like eu-west-1")
+            continue
+        first = seen.get((account, region))
+        if first is not None:
+            errors.append(f"line {lineno}: {account} in {region} is already on line {first}")
+            continue
+        seen[(account, region)] = lineno
+        targets.append(Target(account, region, attendee, lineno))
+    if errors:
+        more = f"; and {len(errors) - MAX_REPORTED} more" if len(errors) > MAX_REPORTED else ""
+        raise SecmlError(f"{source}: " + "; ".join(errors[:MAX_REPORTED]) + more)
+    if not targets:
+        raise SecmlError(f"{source}: no accounts in the roster")
+    return targets
+
+
+def read_roster(path: Path, *, default_region: str | None) -> list[Target]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # Excel writes a BOM
+    except OSError as exc:
+        raise SecmlError(f"cannot read roster {path}: {exc.strerror or exc}") from exc
+    return parse_roster(text, default_region=default_region, source=str(path))
