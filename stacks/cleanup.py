@@ -11,10 +11,9 @@ from collections.abc import Sequence
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
-from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from stacks.functions import lambda_role, log_group, python_function, source_code
+from stacks.functions import custom_resource_provider, python_function, source_code
 from stacks.nag import acknowledge, arn_ref
 
 # Fallback for untagged SageMaker resources: this name prefix AND the notebook's role.
@@ -49,21 +48,7 @@ class Cleanup(Construct):
         )
         self._grant(stack, buckets, tag_key)
 
-        framework_logs = log_group(self, "ProviderLogs")
-        provider_role = lambda_role(self, "ProviderRole", framework_logs)
-        provider = cr.Provider(
-            self,
-            "Provider",
-            on_event_handler=self.handler,
-            log_group=framework_logs,
-            framework_on_event_role=provider_role,
-        )
-        acknowledge(
-            provider_role,
-            f"AwsSolutions-IAM5[Resource::{arn_ref(self.handler)}:*]",
-            "Written by aws-cdk-lib's Provider: the framework may invoke any version or alias "
-            "of the one handler function.",
-        )
+        provider = custom_resource_provider(self, self.handler)
         self.resource = cdk.CustomResource(
             self,
             "Resource",

@@ -9,7 +9,10 @@ import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import custom_resources as cr
 from constructs import Construct
+
+from stacks.nag import acknowledge, arn_ref
 
 LAMBDA_SRC = Path(__file__).resolve().parents[1] / "lambda_src"
 ASSET_EXCLUDE = ["__pycache__", "*.pyc"]
@@ -77,3 +80,24 @@ def python_function(
         log_group=group,
         logging_format=lambda_.LoggingFormat.JSON,
     )
+
+
+def custom_resource_provider(scope: Construct, handler: lambda_.IFunction) -> cr.Provider:
+    """A Provider-framework provider for one handler, its framework function logging to a log
+    group the stack owns (the default would leave /aws/lambda/... behind after destroy)."""
+    framework_logs = log_group(scope, "ProviderLogs")
+    provider_role = lambda_role(scope, "ProviderRole", framework_logs)
+    provider = cr.Provider(
+        scope,
+        "Provider",
+        on_event_handler=handler,
+        log_group=framework_logs,
+        framework_on_event_role=provider_role,
+    )
+    acknowledge(
+        provider_role,
+        f"AwsSolutions-IAM5[Resource::{arn_ref(handler)}:*]",
+        "Written by aws-cdk-lib's Provider: the framework may invoke any version or alias "
+        "of the one handler function.",
+    )
+    return provider

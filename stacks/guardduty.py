@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
-from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from stacks.functions import lambda_role, log_group, python_function, source_code
-from stacks.nag import acknowledge, arn_ref
+from stacks.functions import custom_resource_provider, python_function, source_code
+from stacks.nag import acknowledge
 
 
 class GuardDuty(Construct):
@@ -76,21 +75,7 @@ class GuardDuty(Construct):
             "the ARN is limited to detectors of this account and region.",
         )
 
-        framework_logs = log_group(self, "ProviderLogs")
-        provider_role = lambda_role(self, "ProviderRole", framework_logs)
-        provider = cr.Provider(
-            self,
-            "Provider",
-            on_event_handler=self.handler,
-            log_group=framework_logs,
-            framework_on_event_role=provider_role,
-        )
-        acknowledge(
-            provider_role,
-            f"AwsSolutions-IAM5[Resource::{arn_ref(self.handler)}:*]",
-            "Written by aws-cdk-lib's Provider: the framework may invoke any version or alias "
-            "of the one handler function.",
-        )
+        provider = custom_resource_provider(self, self.handler)
         self.detector = cdk.CustomResource(
             self,
             "Detector",
