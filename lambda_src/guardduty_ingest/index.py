@@ -178,7 +178,7 @@ def read_finding_files(sources: list[str], summary: common.Summary) -> Iterator[
             continue
         findings = findings_in(document)
         if not findings:
-            common._skip_file(summary, name, "no-findings")
+            common.skip_file(summary, name, "no-findings")
             continue
         summary.files_read += 1
         yield name, findings
@@ -240,7 +240,7 @@ def handler(event, context):
         output.discard()
         raise
     if summary.output is None:
-        LOG.warning("no tuples written (has the TODO in handler() been done?)")
+        LOG.warning("no tuples written: exercise step not done yet, or no usable input")
     result = summary.as_dict()
     result["findings"] = summary.records
     LOG.info("guardduty ingest done: %s", result)
