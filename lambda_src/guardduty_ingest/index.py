@@ -51,7 +51,12 @@ def print_full_finding(finding: dict) -> None:
 def print_short_finding(finding: dict) -> None:
     """One line per finding: type, severity, who, from where."""
     key = _get(_get(finding, "Resource"), "AccessKeyDetails")
-    addresses = [ip for ip, _ in _remote_addresses(finding, ipv4_only=False)]
+    addresses = dict.fromkeys(
+        str(_get(details, field))
+        for details in _remote_ip_details(finding)
+        for field in ("IpAddressV4", "IpAddressV6")
+        if _get(details, field) is not None
+    )
     print(
         f"{_get(finding, 'UpdatedAt')} {_get(finding, 'Type')} "
         f"severity={_get(finding, 'Severity')} principal={_get(key, 'PrincipalId')} "
