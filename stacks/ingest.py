@@ -7,8 +7,9 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from lambda_src.staging import stage_function
 from stacks.data import CLOUDTRAIL_PREFIX, GUARDDUTY_PREFIX, INFER_PREFIX, TRAIN_PREFIX
-from stacks.functions import python_function, source_code
+from stacks.functions import ASSET_EXCLUDE, python_function
 from stacks.nag import acknowledge, acknowledge_s3_grant_actions, arn_ref
 
 CLOUDTRAIL_OUTPUT_KEY = f"{TRAIN_PREFIX}cloudtrail_tuples.csv"
@@ -20,15 +21,15 @@ INGEST_TIMEOUT = cdk.Duration.minutes(15)
 
 
 def function_code(name: str, *, solutions: bool) -> lambda_.Code:
-    """The code of ingest function `name` (a folder under lambda_src/).
+    """The code of ingest function `name`: the single place that decides what is deployed.
 
-    The single place that decides which code is deployed. `solutions=False` (the default of
-    the app) is meant to deploy the exercise version attendees complete in the console,
-    `solutions=True` the completed one; until the exercise staging exists both deploy
-    lambda_src/<name> as it is.
+    `solutions=False` (the app's default) deploys the exercise version attendees complete in the
+    console (the workshop's TODO lines commented out), `solutions=True` the completed code. Both
+    are staged from the one source in lambda_src/<name> (see lambda_src/staging.py).
     """
-    del solutions  # both modes deploy the same code until exercise staging lands
-    return source_code(name)
+    return lambda_.Code.from_asset(
+        str(stage_function(name, solutions=solutions)), exclude=ASSET_EXCLUDE
+    )
 
 
 class Ingest(Construct):

@@ -120,7 +120,12 @@ def test_function_may_read_only_its_input_prefix(synthesized, which):
 
 
 def test_function_code_is_the_one_hook_for_exercise_or_solution_code():
+    staged = {}
     for solutions in (False, True):
         code = function_code("cloudtrail_ingest", solutions=solutions)
         assert isinstance(code, lambda_.AssetCode)
-        assert Path(code.path).name == "cloudtrail_ingest"
+        staged[solutions] = (Path(code.path) / "index.py").read_text()
+    exercise_line = "# output.write(get_tuples(log"
+    assert exercise_line in staged[False]
+    assert exercise_line not in staged[True]
+    assert "output.write(get_tuples(log" in staged[True]
