@@ -303,3 +303,89 @@ def test_staged_solution_runs_as_deployed(monkeypatch, tmp_path):
         messy_bucket(s3)
         assert solution.handler({}, None)["tuples_written"] == len(EXPECTED)
     assert ingest_common is not solution.ingest_common  # the staged copy, not the source
+
+
+def _adversarial_records() -> list:
+    """Layouts a scan over the text could get wrong; the full parse is the reference."""
+    reordered = record("AIDAREORDER", "192.0.2.20")
+    reordered = {"userIdentity": reordered.pop("userIdentity"), **reordered}  # eventVersion 2nd
+    odd_identity = record("AIDAODD", "192.0.2.21")
+    odd_identity["userIdentity"] = {"arn": "arn:x", "type": "IAMUser", "principalId": "AIDAODD"}
+    missing_ip = record("AIDAMISSING")
+    del missing_ip["sourceIPAddress"]
+    nested = record(
+        "AIDANESTED",
+        "192.0.2.22",
+        requestParameters={
+            "sourceIPAddress": "198.51.100.99",
+            "userIdentity": {"type": "IAMUser", "principalId": "AIDAINNER"},
+            "items": [{"principalId": "AIDAINNER2"}, {"sourceIPAddress": "198.51.100.98"}],
+        },
+    )
+    role = record(identity=ROLE, ip="52.34.1.2")  # sessionContext holds its own principalId
+    insight_with_identity = record("AIDAINSIGHT", "192.0.2.23", eventType="AwsCloudTrailInsight")
+    escaped_type = record("AIDAESCTYPE", "192.0.2.24")
+    escaped_type["eventType"] = "AwsCloudTrailInsight"  # written with a \\u escape below
+    service_with_ip = record(identity={"type": "AWSService", "invokedBy": "s3.amazonaws.com"})
+    service_odd = record(identity={"type": "AWSService", "principalId": "AIDASVC"}, ip="192.0.2.25")
+    return [
+        record("AIDAPLAIN", "203.0.113.1"),
+        reordered,
+        odd_identity,
+        record('AIDA"QUOTE', "192.0.2.26"),
+        record("AIDA\\BACKSLASH", "192.0.2.27"),
+        missing_ip,
+        nested,
+        role,
+        insight_with_identity,
+        escaped_type,
+        service_with_ip,
+        service_odd,
+        record("AIDAINTERNAL", "AWS Internal"),
+        record("AIDAHOST", "my-host.corp.example"),
+        record("AIDAV6", "2001:DB8::0:1"),
+        record("AIDAMAPPED", "::ffff:198.51.100.5"),
+        record("AIDA,COMMA", "192.0.2.28"),
+        record("AIDANULL", None),
+        record("AIDAPLAIN", "203.0.113.1"),
+    ]
+
+
+@pytest.mark.parametrize("start", range(0, 19, 3))
+@pytest.mark.parametrize("ipv4_only", [False, True])
+def test_scan_matches_full_parse_on_adversarial_layouts(tmp_path, start, ipv4_only):
+    """Each adversarial record, alone among plain ones and all together: the handler's output
+    and counts equal get_tuple() over json.loads of the same file."""
+    odd = _adversarial_records()
+    plain = [record(f"AIDAP{n}", f"198.51.100.{n}") for n in range(1, 6)]
+    layouts = [plain[:2] + [r] + plain[2:] for r in odd[start : start + 3]] + [odd + plain]
+    for n, records in enumerate(layouts):
+        text = json.dumps({"Records": records}, separators=(",", ":"))
+        text = (
+            text.replace(
+                '"eventType":"AwsCloudTrailInsight","managementEvent":true,"recipient'
+                'AccountId":"111122223333","eventCategory":"Management","tlsDetails"',
+                '"eventType":"AwsCloudTrail\\u0049nsight","managementEvent":true,'
+                '"recipientAccountId":"111122223333","eventCategory":"Management",'
+                '"tlsDetails"',
+                1,
+            )
+            if n == len(layouts) - 1
+            else text
+        )
+        data = text.encode()
+        folder = tmp_path / f"l{n}"
+        folder.mkdir()
+        (folder / "x.json.gz").write_bytes(gzip.compress(data, mtime=0))
+        expected, reasons = [], Counter()
+        for rec in json.loads(data)["Records"]:
+            pair = index.get_tuple(rec, ipv4_only=ipv4_only, skipped=reasons)
+            if pair is not None:
+                expected.append(pair)
+        out = tmp_path / f"l{n}.csv"
+        event = {"sources": [str(folder)], "output": str(out), "print_limit": 0}
+        result = index.handler({**event, "ipv4_only": ipv4_only}, None)
+        lines = out.read_text().splitlines() if out.exists() else []
+        assert lines == [f"{p},{ip}" for p, ip in expected]
+        assert result["skipped"] == dict(sorted(reasons.items()))
+        assert result["records"] == len(records)
