@@ -19,7 +19,6 @@ import tempfile
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -265,18 +264,13 @@ def gunzip(blob: bytes) -> bytes:
     return data
 
 
-def _inflate(blob: bytes) -> bytes:
-    return gunzip(blob) if blob[:2] == b"\x1f\x8b" else blob
-
-
-def decompress(name: str, blob: bytes, summary: Summary, inflated=None) -> bytes | None:
+def decompress(name: str, blob: bytes, summary: Summary) -> bytes | None:
     """The file's bytes, gunzipped if gzip (by content, not by name); None if that fails.
 
     gzip checks the CRC and length of the whole member: a truncated or corrupt file fails here.
-    `inflated`, if given, is a future of that decompression, already under way.
     """
     try:
-        data = inflated.result() if inflated is not None else _inflate(blob)
+        data = gunzip(blob) if blob[:2] == b"\x1f\x8b" else blob
     except (EOFError, OSError, zlib.error) as exc:
         skip_file(summary, name, "bad-gzip", exc)
         return None
@@ -284,27 +278,6 @@ def decompress(name: str, blob: bytes, summary: Summary, inflated=None) -> bytes
         skip_file(summary, name, "empty-file")
         return None
     return data
-
-
-def iter_decompressed(sources: Iterable[str], summary: Summary) -> Iterator[tuple]:
-    """(name, raw bytes, decompressed bytes) of each file that decompresses, in order.
-
-    While the caller works on one file, the next one is read and decompressed in a thread
-    (zlib lets go of the GIL while it inflates): at most two files in memory, however many.
-    """
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = None
-        for name, blob in iter_blobs(sources, summary):
-            ahead = (name, blob, pool.submit(_inflate, blob))
-            if pending is not None:
-                data = decompress(pending[0], pending[1], summary, pending[2])
-                if data is not None:
-                    yield pending[0], pending[1], data
-            pending = ahead
-        if pending is not None:
-            data = decompress(pending[0], pending[1], summary, pending[2])
-            if data is not None:
-                yield pending[0], pending[1], data
 
 
 def decode(name: str, blob: bytes, summary: Summary, parse: Callable[[bytes], object]):
@@ -324,9 +297,6 @@ def parse_file(name: str, data: bytes, summary: Summary, parse: Callable[[bytes]
 # ---- writing the output ----------------------------------------------------------------------
 
 
-_LINES: dict[tuple[str, str], str] = {}  # (principal, ip) -> its CSV line
-
-
 class TupleOutput:
     """Tuples spooled to a temporary file, published in one step (upload or rename) at the end."""
 
@@ -344,16 +314,7 @@ class TupleOutput:
 
     def write(self, tuples: list[tuple[str, str]]) -> None:
         if tuples:
-            lines = _LINES
-            if len(lines) > _CACHE_LIMIT:
-                lines.clear()
-            try:  # tuples repeat heavily: each distinct one is formatted once
-                text = "".join(map(lines.__getitem__, tuples))
-            except KeyError:
-                text = "".join(
-                    [lines.get(t) or lines.setdefault(t, f"{t[0]},{t[1]}\n") for t in tuples]
-                )
-            self._file.write(text)
+            self._file.write("".join([f"{p},{ip}\n" for p, ip in tuples]))
             self.count += len(tuples)
 
     def publish(self) -> str | None:

@@ -13,7 +13,6 @@ Insight events, records without the fields) are skipped and counted by reason; u
 from __future__ import annotations
 
 import logging
-import operator
 import re
 from collections.abc import Iterator
 
@@ -78,27 +77,21 @@ _FIRST = b'{"Records":[{"eventVersion":"'
 _BETWEEN = b'},{"eventVersion":"'  # one record's end and the next one's start
 _LAST = b"}]}"
 _EMPTY = b'{"Records":[]}'
-# Matched at the start of a record's text after '{"eventVersion":"': userIdentity's own type and
-# principalId, or a service acting on its own (userIdentity is exactly {type, invokedBy}).
-_HEAD = re.compile(
-    rb'[^"\\]*","userIdentity":\{"type":"(?:[A-Za-z]+","principalId":"([^"\\]*)"'
-    rb'|(AWSService)","invokedBy":"[^"\\]*"\},"eventTime":")'
+# Matched at the start of a record's text after '{"eventVersion":"':
+_HEAD = re.compile(rb'[^"\\]*","userIdentity":\{"type":"[A-Za-z]+","principalId":"([^"\\]*)"')
+_AWS_SERVICE = re.compile(
+    rb'[^"\\]*","userIdentity":\{"type":"AWSService","invokedBy":"[^"\\]*"\},"eventTime":"'
 )
 _SOURCE_IP = re.compile(
     rb'\},"eventTime":"[^"\\]*","eventSource":"[^"\\]*","eventName":"[^"\\]*",'
     rb'"awsRegion":"[^"\\]*","sourceIPAddress":"([^"\\]*)"'
 )
-# A record holding either is parsed: an Insight event with a userIdentity would otherwise give a
-# tuple, and a \\u escape could spell "AwsCloudTrailInsight" or a key the regexes look for.
-_ODD = (b"Insight", b"\\u")
-_HEAD_GROUPS = operator.methodcaller("group", 1, 2)
-_IP_GROUP = operator.methodcaller("groups")
+_SERVICE_ITEM = (None, "aws-service-principal")
 
 
 class CloudTrailLog:
     """One log file that read in full. Its items, in record order, are either a scanned
-    (principalId, "AWSService", sourceIPAddress) key of bytes (the unused one None) or a parsed
-    record dict for get_tuple()."""
+    (principalId, sourceIPAddress) pair of bytes or a parsed record dict for get_tuple()."""
 
     def __init__(self, name: str, items: list, data: bytes = b""):
         self.name = name
@@ -120,35 +113,27 @@ def _scan(data: bytes) -> list | None:
     """The items of a compact CloudTrail file, or None to parse the file whole.
 
     Splitting on '},{"eventVersion":"' gives each record's text (a JSON string cannot hold an
-    unescaped quote, so the separator only occurs between objects). A scanned key is exact:
+    unescaped quote, so the separator only occurs between objects). A scanned pair is exact:
     the head regex is anchored at the record's start, so principalId is userIdentity's own;
     the first '},"eventTime":"' closes userIdentity; captures exclude backslashes, so they
-    hold no JSON escapes. The regexes run over all records at C speed (map); only a file with
-    a record that does not fit goes record by record, and that record is parsed on its own.
-    If that fails, or the file is not valid UTF-8, the file is parsed whole.
+    hold no JSON escapes. Any other record is parsed; if that fails the file is parsed whole.
     """
     if data == _EMPTY:
         return []
     if not (data.startswith(_FIRST) and data.endswith(_LAST)):
         return None
-    if not data.isascii():
-        try:
-            data.decode()
-        except UnicodeDecodeError:
-            return None  # not JSON: the full parse says so
-    pieces = data[len(_FIRST) : -len(_LAST)].split(_BETWEEN)
-    if data.count(b'"eventVersion":') != len(pieces):
-        return None  # a record that does not start with eventVersion, or one nested in another
-    heads = list(map(_HEAD.match, pieces))
-    ips = list(map(_SOURCE_IP.search, pieces))
-    odd = [piece for piece in _ODD if piece in data]  # records the regexes cannot vouch for
-    if not odd and None not in heads and None not in ips:  # no Python per record
-        return list(map(tuple.__add__, map(_HEAD_GROUPS, heads), map(_IP_GROUP, ips)))
     items = []
-    append, loads = items.append, common.loads
-    for piece, head, ip in zip(pieces, heads, ips, strict=True):
-        if head is not None and ip is not None and not any(o in piece for o in odd):
-            append((*head.group(1, 2), ip.group(1)))
+    append, head_match, ip_search = items.append, _HEAD.match, _SOURCE_IP.search
+    service_match, loads = _AWS_SERVICE.match, common.loads
+    for piece in data[len(_FIRST) : -len(_LAST)].split(_BETWEEN):
+        head = head_match(piece)
+        if head is not None:
+            ip = ip_search(piece, head.end())
+            if ip is not None:
+                append((head.group(1), ip.group(1)))
+                continue
+        elif service_match(piece) is not None:
+            append(_SERVICE_ITEM)  # an AWS service acting on its own: no principal to learn
             continue
         try:
             append(loads(b'{"eventVersion":"' + piece + b"}"))
@@ -158,9 +143,11 @@ def _scan(data: bytes) -> list | None:
 
 
 def read_log_files(sources: list[str], summary: common.Summary) -> Iterator[CloudTrailLog]:
-    """Each readable CloudTrail log file, one at a time, decided whole before it is yielded.
-    The next file is decompressed in a thread meanwhile (zlib lets go of the GIL)."""
-    for name, blob, data in common.iter_decompressed(sources, summary):
+    """Each readable CloudTrail log file, one at a time, decided whole before it is yielded."""
+    for name, blob in common.iter_blobs(sources, summary):
+        data = common.decompress(name, blob, summary)
+        if data is None:
+            continue
         # The scan relies on gzip's CRC for integrity; an uncompressed file is parsed whole.
         scanned = _scan(data.strip()) if blob[:2] == b"\x1f\x8b" else None
         if scanned is not None:
@@ -183,54 +170,44 @@ def read_log_files(sources: list[str], summary: common.Summary) -> Iterator[Clou
 
 def get_tuples(log: CloudTrailLog, *, ipv4_only: bool = False, skipped=None) -> list:
     """The <principal ID, IP address> tuples of a log file's records, in order: get_tuple() of
-    each parsed record; the same rules, decided once per distinct key, for each scanned one."""
-    pairs, reasons = _PAIRS[ipv4_only], _REASONS[ipv4_only]
-    if len(pairs) > 100_000:
-        pairs.clear()
-        reasons.clear()
-    items = log.items
-    try:  # a file of scanned keys only, all seen before: no Python per record
-        found = list(filter(None, map(pairs.__getitem__, items)))
-    except (KeyError, TypeError):  # TypeError: a parsed record (a dict) among the items
-        pass
-    else:
-        if skipped is not None and len(found) < len(items):
-            skipped.update(filter(None, map(reasons.__getitem__, items)))
-        return found
-    found = []
-    append = found.append
-    for item in items:
+    each parsed record; the same rules, through caches, for each scanned pair."""
+    principals, addresses = _PRINCIPALS, _ADDRESSES[ipv4_only]
+    if len(principals) > 100_000 or len(addresses) > 100_000:
+        principals.clear()
+        addresses.clear()
+    tuples = []
+    append = tuples.append
+    for item in log.items:
         if type(item) is not tuple:
-            pair = get_tuple(item, ipv4_only=ipv4_only, skipped=skipped)
-            if pair is not None:
-                append(pair)
+            found = get_tuple(item, ipv4_only=ipv4_only, skipped=skipped)
+            if found is not None:
+                append(found)
             continue
-        pair = pairs.get(item, _MISS)
-        if pair is _MISS:
-            pair, reason = _decide(item, ipv4_only)
-            pairs[item], reasons[item] = pair, reason
-        if pair is not None:
-            append(pair)
-        elif skipped is not None:
-            skipped[reasons[item]] += 1
-    return found
-
-
-def _decide(key: tuple, ipv4_only: bool) -> tuple:
-    """(tuple, None) or (None, reason) for a scanned key: get_tuple()'s rules."""
-    principal_id, service, source = key
-    if principal_id is None:  # service is b"AWSService": acting on its own, no principal
-        return None, "aws-service-principal"
-    principal = common.principal_of(principal_id.decode())
-    if principal is None:
-        return None, "bad-principal-id"
-    ip, reason = common.classify_address(source.decode(), ipv4_only)
-    return ((principal, ip), None) if ip is not None else (None, reason)
+        principal_id, source = item
+        if principal_id is None:  # skipped by the scan, source is the reason
+            if skipped is not None:
+                skipped[source] += 1
+            continue
+        principal = principals.get(principal_id, _MISS)
+        if principal is _MISS:
+            principal = principals[principal_id] = common.principal_of(principal_id.decode())
+        address = addresses.get(source)
+        if address is None:
+            address = addresses[source] = common.classify_address(source.decode(), ipv4_only)
+        if principal is None:
+            if skipped is not None:
+                skipped["bad-principal-id"] += 1
+        elif address[0] is None:
+            if skipped is not None:
+                skipped[address[1]] += 1
+        else:
+            append((principal, address[0]))
+    return tuples
 
 
 _MISS = object()
-_PAIRS: dict[bool, dict[tuple, tuple | None]] = {False: {}, True: {}}
-_REASONS: dict[bool, dict[tuple, str | None]] = {False: {}, True: {}}
+_PRINCIPALS: dict[bytes, str | None] = {}
+_ADDRESSES: dict[bool, dict[bytes, tuple]] = {False: {}, True: {}}
 
 
 def handler(event, context):
