@@ -77,6 +77,8 @@ _FIRST = b'{"Records":[{"eventVersion":"'
 _BETWEEN = b'},{"eventVersion":"'  # one record's end and the next one's start
 _LAST = b"}]}"
 _EMPTY = b'{"Records":[]}'
+_EVENT_VERSION = b'"eventVersion"'
+_INSIGHT = b"Insight"  # eventType AwsCloudTrailInsight, eventCategory Insight
 # Matched at the start of a record's text after '{"eventVersion":"':
 _HEAD = re.compile(rb'[^"\\]*","userIdentity":\{"type":"[A-Za-z]+","principalId":"([^"\\]*)"')
 _AWS_SERVICE = re.compile(
@@ -122,10 +124,20 @@ def _scan(data: bytes) -> list | None:
         return []
     if not (data.startswith(_FIRST) and data.endswith(_LAST)):
         return None
+    body = data[len(_FIRST) : -len(_LAST)]
+    pieces = body.split(_BETWEEN)
+    # Whole-text checks (C speed) keep the split exact: every "eventVersion" must be a record
+    # start (else a record not starting with it would merge into the one before it), and an
+    # Insight event, which may carry a userIdentity yet is no API call, or any \u escape that
+    # could spell one, sends the file to the full parse.
+    if body.count(_EVENT_VERSION) != len(pieces) - 1 or _INSIGHT in body:
+        return None
+    if b"\\" in body and b"\\u" in body:  # memchr first: most files hold no backslash at all
+        return None
     items = []
     append, head_match, ip_search = items.append, _HEAD.match, _SOURCE_IP.search
     service_match, loads = _AWS_SERVICE.match, common.loads
-    for piece in data[len(_FIRST) : -len(_LAST)].split(_BETWEEN):
+    for piece in pieces:
         head = head_match(piece)
         if head is not None:
             ip = ip_search(piece, head.end())
