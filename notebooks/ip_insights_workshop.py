@@ -313,13 +313,17 @@ def stack_tags(stack_name: str) -> list[dict]:
     ]
 
 
-# Everything this kernel created that is billed while it exists, in deletion order.
+# Everything this kernel created that is billed while it exists and not yet deleted.
 CREATED = {"endpoint": [], "endpoint_config": [], "model": []}
+# Every endpoint this kernel ever created, for the final check.
+ENDPOINTS_EVER = []
 _CLEANUP_CLIENT = {}
 
 
 def _remember(kind: str, name: str, sm) -> None:
     CREATED[kind].append(name)
+    if kind == "endpoint":
+        ENDPOINTS_EVER.append(name)
     if not _CLEANUP_CLIENT:
         atexit.register(cleanup)
     _CLEANUP_CLIENT["sm"] = sm
@@ -368,6 +372,20 @@ def cleanup(sm=None) -> list[tuple[str, str, str]]:
             report.append((kind, name, outcome))
             print(f"cleanup: {kind} {name}: {outcome}")
     return report
+
+
+def endpoints_still_there(sm) -> list[str]:
+    """Which endpoints this kernel created still exist (should be none after cleanup)."""
+    alive = []
+    for name in ENDPOINTS_EVER:
+        try:
+            status = sm.describe_endpoint(EndpointName=name)["EndpointStatus"]
+        except sm.exceptions.ClientError as exc:
+            if "Could not find" in str(exc):
+                continue
+            raise
+        alive.append(f"{name} ({status})")
+    return alive
 
 
 def train_ipinsights(
@@ -602,11 +620,25 @@ if BACKEND == "sagemaker":
     DATA_LOCATION = "s3://" + CONFIG["data_bucket"]
 else:
     TUPLES_LOCATION, DATA_LOCATION = local_locations()
+TRAIN_KEY = CONFIG.get("train_key", "train/cloudtrail_tuples.csv")
+INFER_KEY = CONFIG.get("infer_key", "infer/guardduty_tuples.csv")
+TRUTH_KEY = CONFIG.get("truth_key", "truth.csv")
 
-train_tuples = read_tuples(read_object(TUPLES_LOCATION, "train/cloudtrail_tuples.csv"))
-guardduty_tuples = read_tuples(read_object(TUPLES_LOCATION, "infer/guardduty_tuples.csv"))
+
+def tuples_file(key: str) -> pd.DataFrame:
+    data = read_object(TUPLES_LOCATION, key)
+    if data is None:
+        raise FileNotFoundError(
+            f"{TUPLES_LOCATION}/{key} does not exist yet: run the ingest Lambda functions of "
+            "exercise 2 (after removing their TODO comments) and come back to this cell"
+        )
+    return read_tuples(data)
+
+
+train_tuples = tuples_file(TRAIN_KEY)
+guardduty_tuples = tuples_file(INFER_KEY)
 findings_documents = json_documents(DATA_LOCATION, "guardduty/")
-truth_csv = read_object(DATA_LOCATION, "truth.csv")
+truth_csv = read_object(DATA_LOCATION, TRUTH_KEY)
 truth = pd.read_csv(io.BytesIO(truth_csv), dtype=str) if truth_csv else None
 
 # A findings file holds one finding or a JSON array of them.
@@ -652,6 +684,7 @@ hyperparameters = {
 print(hyperparameters)
 
 if BACKEND == "local":
+    sys.path.insert(0, str(project_root()))  # the secml package of this repository
     from secml.ipinsights import IPInsights
 
     model = IPInsights(**hyperparameters, seed=0)
@@ -877,18 +910,16 @@ else:
 # ## 10. Clean up
 #
 # With `sagemaker`, the endpoint was already deleted at the end of step 4. This cell deletes
-# anything still recorded (for example after an interrupted step 4) and then lists what is
-# left in the account with the `secml-` prefix, so you can see that nothing is still billing.
-# Training jobs are not billed once they finish and need no cleanup.
+# anything still recorded (for example after an interrupted step 4) and then asks SageMaker
+# whether any endpoint this notebook created still exists, so you can see that nothing is
+# billing. Training jobs are not billed once they finish and need no cleanup; the notebook
+# instance itself stops on its own after an idle hour, and the facilitator's `cdk destroy`
+# removes it.
 
 # %%
 if BACKEND == "sagemaker":
     cleanup(sm)
-    leftovers = [
-        e["EndpointName"]
-        for page in sm.get_paginator("list_endpoints").paginate(NameContains="secml-")
-        for e in page["Endpoints"]
-    ]
-    print(f"endpoints named secml-* in this account and region: {leftovers or 'none'}")
+    alive = endpoints_still_there(sm)
+    print(f"endpoints created by this notebook that still exist: {alive or 'none'}")
 else:
     print("local backend: nothing to clean up")

@@ -162,6 +162,7 @@ def test_endpoint_lifecycle_chunks_under_6mb_and_deletes_everything(nb, aws):
         for name in (endpoint_name, variant["ModelName"], described["EndpointConfigName"]):
             assert name.startswith("secml-")
 
+        assert nb["endpoints_still_there"](sm) == [f"{endpoint_name} (InService)"]
         scores = nb["invoke_in_chunks"](runtime, endpoint_name, data)
 
     # every tuple scored, in order
@@ -180,6 +181,7 @@ def test_endpoint_lifecycle_chunks_under_6mb_and_deletes_everything(nb, aws):
     assert sm.list_endpoint_configs()["EndpointConfigs"] == []
     assert sm.list_models()["Models"] == []
     assert nb["CREATED"] == {"endpoint": [], "endpoint_config": [], "model": []}
+    assert nb["endpoints_still_there"](sm) == []
 
 
 def test_endpoint_is_deleted_when_scoring_fails(nb, aws):
