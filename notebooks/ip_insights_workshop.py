@@ -84,10 +84,10 @@ if BACKEND == "sagemaker":
         installed = None
     if installed != BOTO3_VERSION:
         print(f"installing boto3=={BOTO3_VERSION} (found {installed})")
-        subprocess.check_call(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-            + [f"boto3=={BOTO3_VERSION}"]
-        )
+        pip = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+        if subprocess.call([*pip, f"boto3=={BOTO3_VERSION}"]) != 0:
+            # Every API this notebook calls has been in boto3 for years: carry on.
+            print(f"could not install boto3=={BOTO3_VERSION}; using the kernel's boto3")
     print(f"boto3 {importlib.metadata.version('boto3')}")
 
 # %% [markdown]
