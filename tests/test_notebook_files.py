@@ -102,3 +102,17 @@ def test_backend_is_sagemaker_next_to_the_workshop_config(monkeypatch, tmp_path)
 def test_unknown_backend_is_refused(monkeypatch, tmp_path):
     with pytest.raises(ValueError, match="SECML_BACKEND"):
         run_first_cell(monkeypatch, tmp_path, SECML_BACKEND="gpu")
+
+
+def test_finding_tuples_agree_with_the_guardduty_ingest_lambda():
+    """The notebook cannot import lambda_src on the notebook instance; it must agree with it."""
+    lambda_index = pytest.importorskip("lambda_src.guardduty_ingest.index")
+    nb = load_helpers("helpers")
+    findings_file = NOTEBOOK_PY.parents[1] / "data" / "workshop" / "guardduty" / "findings.json"
+    if not findings_file.is_file():
+        pytest.skip("the workshop dataset is not in this branch yet")
+    findings = json.loads(findings_file.read_text())
+    assert findings
+    for finding in findings:
+        expected = [tuple(pair) for pair in lambda_index.tuples_from_finding(finding)]
+        assert nb["finding_tuples"](finding) == expected, finding.get("Id")
