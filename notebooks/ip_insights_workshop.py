@@ -148,54 +148,68 @@ def ip_version(ip: str) -> int:
     return ipaddress.ip_address(ip).version
 
 
-def _remote_ips(node) -> list[str]:
-    """Every RemoteIpDetails address inside a finding's Service.Action, in document order."""
-    found = []
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "RemoteIpDetails" and isinstance(value, dict):
-                found += [value[v] for v in ("IpAddressV4", "IpAddressV6") if value.get(v)]
-            else:
-                found += _remote_ips(value)
-    elif isinstance(node, list):
-        for value in node:
-            found += _remote_ips(value)
-    return found
+# GuardDuty puts the remote address of a finding under one of these actions.
+REMOTE_IP_ACTIONS = (
+    "AwsApiCallAction",
+    "NetworkConnectionAction",
+    "KubernetesApiCallAction",
+    "RdsLoginAttemptAction",
+)
+
+
+def _get(obj, key: str):
+    """obj[key] in either casing GuardDuty uses ("Service" in the API, "service" in events)."""
+    if not isinstance(obj, dict):
+        return None
+    value = obj.get(key)
+    return obj.get(key[0].lower() + key[1:]) if value is None else value
+
+
+def _canonical_ip(value) -> str | None:
+    try:
+        address = ipaddress.ip_address(str(value).strip())
+    except ValueError:
+        return None
+    if address.version == 6 and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return str(address)
 
 
 def finding_tuples(finding: dict) -> list[tuple[str, str]]:
-    """The `(principal, ip)` pairs a finding is about.
+    """The `(principal, ip)` pairs a finding is about, as the GuardDuty ingest Lambda finds them.
 
-    The principal is the access key's PrincipalId up to the first ':' (the part after it is a
-    session name); IP addresses are written in canonical form so they match the tuple files.
+    The principal is the access key's PrincipalId up to the first ':' (what follows is a session
+    name); addresses are written in canonical form so they match the tuple files.
     """
-    access_key = (finding.get("Resource") or {}).get("AccessKeyDetails") or {}
-    principal = str(access_key.get("PrincipalId") or "").split(":", 1)[0]
-    if not principal:
+    principal_id = _get(_get(_get(finding, "Resource"), "AccessKeyDetails"), "PrincipalId")
+    principal = str(principal_id or "").partition(":")[0].strip()
+    if not principal or "," in principal or '"' in principal:
         return []
-    pairs = []
-    for raw in _remote_ips((finding.get("Service") or {}).get("Action") or {}):
-        try:
-            ip = str(ipaddress.ip_address(raw.strip()))
-        except ValueError:
-            continue
-        if (principal, ip) not in pairs:
-            pairs.append((principal, ip))
-    return pairs
+    action = _get(_get(finding, "Service"), "Action")
+    details = [_get(_get(action, name), "RemoteIpDetails") for name in REMOTE_IP_ACTIONS]
+    for probe in _get(_get(action, "PortProbeAction"), "PortProbeDetails") or []:
+        details.append(_get(probe, "RemoteIpDetails"))
+    ips = []
+    for detail in details:
+        for field in ("IpAddressV4", "IpAddressV6"):
+            ip = _canonical_ip(_get(detail, field))
+            if ip and ip not in ips:
+                ips.append(ip)
+    return [(principal, ip) for ip in ips]
 
 
 def findings_frame(findings: list[dict]) -> pd.DataFrame:
     """One row per (finding, principal, ip), with the columns an analyst reads first."""
     rows = []
     for finding in findings:
-        service = finding.get("Service") or {}
+        service = _get(finding, "Service")
         for principal, ip in finding_tuples(finding):
             rows.append(
                 {
-                    "finding_id": finding.get("Id"),
-                    "finding_type": finding.get("Type"),
-                    "time": service.get("EventLastSeen") or finding.get("UpdatedAt"),
-                    "severity": finding.get("Severity"),
+                    "finding_id": _get(finding, "Id"),
+                    "finding_type": _get(finding, "Type"),
+                    "time": _get(service, "EventLastSeen") or _get(finding, "UpdatedAt"),
+                    "severity": _get(finding, "Severity"),
                     "principal": principal,
                     "ip": ip,
                 }

@@ -57,7 +57,9 @@ def test_finding_tuples_reads_principal_and_remote_addresses():
                 "AwsApiCallAction": {
                     "RemoteIpDetails": {"IpAddressV4": "198.51.100.7"},
                 },
-                "Other": [{"RemoteIpDetails": {"IpAddressV6": "2001:DB8:0:0::1"}}],
+                "PortProbeAction": {
+                    "PortProbeDetails": [{"RemoteIpDetails": {"IpAddressV6": "2001:DB8:0:0::1"}}]
+                },
             }
         },
     }
@@ -66,6 +68,13 @@ def test_finding_tuples_reads_principal_and_remote_addresses():
         ("AROAEXAMPLE", "2001:db8::1"),
     ]
     assert nb["finding_tuples"]({"Resource": {}, "Service": {}}) == []
+    event_casing = {
+        "resource": {"accessKeyDetails": {"principalId": "AIDAEVENT"}},
+        "service": {
+            "action": {"awsApiCallAction": {"remoteIpDetails": {"ipAddressV4": "::ffff:192.0.2.9"}}}
+        },
+    }
+    assert nb["finding_tuples"](event_casing) == [("AIDAEVENT", "192.0.2.9")]
 
 
 def test_roc_auc_counts_low_scores_as_anomalous():
