@@ -628,7 +628,7 @@ def local_locations() -> tuple[str, str]:
     return tuples, data
 
 
-# %%
+# %% tags=["load-inputs"]
 if BACKEND == "sagemaker":
     TUPLES_LOCATION = "s3://" + CONFIG["tuples_bucket"]
     DATA_LOCATION = "s3://" + CONFIG["data_bucket"]
