@@ -46,6 +46,10 @@ import json
 import os
 from pathlib import Path
 
+# "sagemaker", "local", or None: detect (a notebook instance means "sagemaker"), unless the
+# environment variable SECML_BACKEND says otherwise.
+BACKEND = None
+
 NOTEBOOK_INSTANCE_METADATA = Path("/opt/ml/metadata/resource-metadata.json")
 CONFIG_CANDIDATES = [
     Path(os.environ.get("SECML_WORKSHOP_CONFIG", "workshop_config.json")),
@@ -55,7 +59,9 @@ CONFIG_PATH = next((p for p in CONFIG_CANDIDATES if p.is_file()), None)
 CONFIG = json.loads(CONFIG_PATH.read_text()) if CONFIG_PATH else {}
 
 on_notebook_instance = NOTEBOOK_INSTANCE_METADATA.is_file() or CONFIG_PATH is not None
-BACKEND = os.environ.get("SECML_BACKEND") or ("sagemaker" if on_notebook_instance else "local")
+BACKEND = (
+    BACKEND or os.environ.get("SECML_BACKEND") or ("sagemaker" if on_notebook_instance else "local")
+)
 if BACKEND not in ("sagemaker", "local"):
     raise ValueError(f"SECML_BACKEND must be 'sagemaker' or 'local', not {BACKEND!r}")
 
