@@ -844,6 +844,10 @@ plt.show()
 # normal activity. With 1 % we accept that about one normal event in a hundred would be
 # flagged; a lower percentile means fewer false alarms but more missed attacks. Try a few
 # values and watch how many GuardDuty tuples cross the line.
+#
+# One caveat: the model has seen every training tuple, so their scores are a little higher
+# than those of new, normal activity would be. Setting a slice of the CloudTrail tuples aside
+# before training and taking the threshold from that slice is fairer (`make demo` does so).
 
 # %%
 threshold = float(np.nanpercentile(train_scores, THRESHOLD_PERCENTILE))
