@@ -267,6 +267,8 @@ import contextlib
 import time
 import uuid
 
+from botocore.exceptions import WaiterError
+
 # Account that hosts the built-in IP Insights image in each region (the SageMaker Python SDK's
 # `image_uris.retrieve("ipinsights", region)` reads the same table from
 # sagemaker/core/image_uri_config/ipinsights.json, sagemaker-core 2.27.0).
@@ -362,11 +364,14 @@ def _delete(sm, kind: str, name: str) -> str:
         message = str(exc)
         if "Could not find" in message or "does not exist" in message:
             return "already gone"
-        if kind == "endpoint" and "Creating" in message:
-            # An endpoint that is still being created cannot always be deleted yet.
-            sm.get_waiter("endpoint_in_service").wait(
-                EndpointName=name, WaiterConfig={"Delay": 30, "MaxAttempts": 40}
-            )
+        if kind == "endpoint" and ("Creating" in message or "Updating" in message):
+            # An endpoint in the middle of a change cannot be deleted: wait until it is
+            # InService (or Failed, which the waiter reports as an error), then delete it.
+            print(f"cleanup: waiting for endpoint {name} to settle before deleting it")
+            with contextlib.suppress(WaiterError):
+                sm.get_waiter("endpoint_in_service").wait(
+                    EndpointName=name, WaiterConfig={"Delay": 30, "MaxAttempts": 40}
+                )
             delete()
             return "deleted"
         raise

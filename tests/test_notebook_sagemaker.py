@@ -7,6 +7,7 @@ client), so these tests exercise the very code attendees run.
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import boto3
 import numpy as np
@@ -239,3 +240,31 @@ def test_ipv6_is_filtered_for_the_built_in(nb):
         {"principal": ["a", "b", "c"], "ip": ["192.0.2.1", "2001:db8::1", "198.51.100.7"]}
     )
     assert list(nb["ipv4_only"](data)["ip"]) == ["192.0.2.1", "198.51.100.7"]
+
+
+def test_an_endpoint_still_being_created_is_deleted_once_it_settles(nb, aws):
+    """Interrupting the scoring cell while the endpoint is Creating must not leak it."""
+    sm, _ = aws
+    refusals = []
+
+    def refuse_first_delete(**_):
+        if refusals:
+            return None  # the second attempt goes to moto
+        refusals.append(1)
+        error = {"Code": "ValidationException", "Message": "Endpoint is in Creating status"}
+        return SimpleNamespace(status_code=400), {"Error": error, "ResponseMetadata": {}}
+
+    sm.meta.events.register("before-call.sagemaker.DeleteEndpoint", refuse_first_delete)
+    with nb["deployed_endpoint"](
+        sm,
+        model_data_uri="s3://tuples/model.tar.gz",
+        image_uri=nb["ipinsights_image_uri"](REGION),
+        role_arn=ROLE_ARN,
+        instance_type="ml.m5.large",
+        tags=nb["stack_tags"]("SecmlWorkshop"),
+        poll_seconds=1,
+    ):
+        pass
+    assert refusals == [1]
+    assert sm.list_endpoints()["Endpoints"] == []
+    assert sm.list_models()["Models"] == []
