@@ -171,7 +171,7 @@ def _get(obj, key: str):
     return obj.get(key[0].lower() + key[1:]) if value is None else value
 
 
-def _canonical_ip(value) -> str | None:
+def _canonical_ip(value) -> "str | None":
     try:
         address = ipaddress.ip_address(str(value).strip())
     except ValueError:
@@ -573,7 +573,7 @@ def s3_client():
     return boto3.session.Session(region_name=CONFIG.get("region")).client("s3")
 
 
-def read_object(location: str, key: str) -> bytes | None:
+def read_object(location: str, key: str) -> "bytes | None":
     """Bytes of `key` under `location` (`s3://bucket` or a folder); None if it is absent."""
     if location.startswith("s3://"):
         s3 = s3_client()
