@@ -29,6 +29,7 @@ _report = {
     "train_rows": len(train_tuples),
     "train_csv_lines": len(read_object(TUPLES_LOCATION, TRAIN_KEY).splitlines()),
     "guardduty_rows": len(guardduty_tuples),
+    "training_set_rows": len(training_set),
     "threshold": threshold,
     "ranked": len(ranked),
     "evaluation": EVALUATION,
@@ -74,6 +75,8 @@ def test_every_tuple_is_read_including_the_first_line(executed):
     _, report = executed
     assert report["train_rows"] == report["train_csv_lines"] > 10_000
     assert report["guardduty_rows"] > 0
+    # the pairs under investigation are kept out of training, the rest is used
+    assert 0.5 * report["train_rows"] < report["training_set_rows"] < report["train_rows"]
 
 
 def test_histogram_is_drawn(executed):
