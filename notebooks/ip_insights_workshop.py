@@ -567,6 +567,8 @@ def ipv4_only(pairs: pd.DataFrame) -> pd.DataFrame:
 # workshop dataset in `data/workshop/` with the project's own tuple code.*
 
 # %% tags=["data-sources"]
+import atexit
+import shutil
 import tempfile
 
 
@@ -613,6 +615,13 @@ def run_secml(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "secml", *args], cwd=project_root(), check=True)
 
 
+def scratch_folder(prefix: str) -> str:
+    """A temporary folder, removed when the kernel exits."""
+    folder = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
 def local_locations() -> tuple[str, str]:
     """Where the offline run finds the tuples and the dataset (findings, truth.csv).
 
@@ -625,7 +634,7 @@ def local_locations() -> tuple[str, str]:
     else:
         data = os.environ.get("SECML_DATA_DIR") or str(project_root() / "data" / "workshop")
         if not Path(data, "guardduty").is_dir():
-            data = tempfile.mkdtemp(prefix="secml-data-")
+            data = scratch_folder("secml-data-")
             run_secml("generate", "--preset", "workshop", "--out", data)
     if os.environ.get("SECML_TUPLES_BUCKET"):
         return "s3://" + os.environ["SECML_TUPLES_BUCKET"], data
@@ -633,7 +642,7 @@ def local_locations() -> tuple[str, str]:
         return os.environ["SECML_TUPLES_DIR"], data
     if data.startswith("s3://"):
         raise ValueError("SECML_DATA_BUCKET needs SECML_TUPLES_BUCKET or SECML_TUPLES_DIR")
-    tuples = tempfile.mkdtemp(prefix="secml-tuples-")
+    tuples = scratch_folder("secml-tuples-")
     for source, key in [
         ("cloudtrail", "train/cloudtrail_tuples.csv"),
         ("guardduty", "infer/guardduty_tuples.csv"),
