@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import re
 from pathlib import Path
 
 import jupytext
@@ -34,3 +35,10 @@ def forget_cleanup(namespace: dict) -> None:
     """Undo the atexit registration a test's helpers made in the pytest process."""
     if "cleanup" in namespace:
         atexit.unregister(namespace["cleanup"])
+
+
+def notebook_boto3_version() -> str:
+    """The boto3 version the notebook installs on a notebook instance (BOTO3_VERSION = "...")."""
+    match = re.search(r'^BOTO3_VERSION = "([^"]+)"$', NOTEBOOK_PY.read_text(), re.MULTILINE)
+    assert match, "BOTO3_VERSION not found in the notebook"
+    return match.group(1)

@@ -8,7 +8,14 @@ import jupytext
 import nbformat
 import pytest
 
-from tests.notebook_cells import NOTEBOOK_IPYNB, NOTEBOOK_PY, code_cells, load_helpers
+from tests.notebook_cells import (
+    NOTEBOOK_IPYNB,
+    NOTEBOOK_PY,
+    ROOT,
+    code_cells,
+    load_helpers,
+    notebook_boto3_version,
+)
 
 
 def cell_view(notebook) -> list[tuple[str, str, list[str]]]:
@@ -125,3 +132,12 @@ def test_finding_tuples_agree_with_the_guardduty_ingest_lambda():
     for finding in findings:
         expected = [tuple(pair) for pair in lambda_index.tuples_from_finding(finding)]
         assert nb["finding_tuples"](finding) == expected, finding.get("Id")
+
+
+def test_the_notebook_installs_the_boto3_the_project_pins():
+    pins = dict(
+        line.split("==", 1)
+        for line in (ROOT / "requirements.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    )
+    assert notebook_boto3_version() == pins["boto3"].strip()
