@@ -1,0 +1,98 @@
+"""The workshop notebook, top to bottom, in `local` mode under nbclient, on the workshop preset.
+
+This is what `make test` knows about exercise 3: the committed .ipynb runs in the venv's
+python3 kernel with no AWS account, builds its tuples from data/workshop/ with the project's
+own tuple code, trains the local IP Insights engine, and its ranking puts malicious findings
+above benign ones. A last cell is injected to read the notebook's variables.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import time
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from tests.notebook_cells import NOTEBOOK_IPYNB, ROOT
+
+REQUIRED = {
+    "secml.ipinsights": "the local IP Insights engine",
+    "secml.tuples": "`python -m secml tuples`",
+}
+
+REPORT_CELL = """
+import json as _json
+_report = {
+    "train_rows": len(train_tuples),
+    "train_csv_lines": len(read_object(TUPLES_LOCATION, TRAIN_KEY).splitlines()),
+    "guardduty_rows": len(guardduty_tuples),
+    "training_set_rows": len(training_set),
+    "threshold": threshold,
+    "ranked": len(ranked),
+    "evaluation": EVALUATION,
+    "top_types": ranked["finding_type"].head(5).tolist(),
+}
+print("REPORT " + _json.dumps(_report))
+"""
+
+
+def missing_parts() -> list[str]:
+    return [what for module, what in REQUIRED.items() if importlib.util.find_spec(module) is None]
+
+
+@pytest.fixture(scope="module")
+def executed():
+    missing = missing_parts()
+    if missing:
+        pytest.skip(f"not merged into this branch yet: {', '.join(missing)}")
+    notebook = nbformat.read(NOTEBOOK_IPYNB, as_version=4)
+    notebook.cells.append(nbformat.v4.new_code_cell(REPORT_CELL))
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SECML_BACKEND", "local")
+    for key in ("SECML_TUPLES_BUCKET", "SECML_TUPLES_DIR", "SECML_DATA_BUCKET", "SECML_DATA_DIR"):
+        mp.delenv(key, raising=False)
+    started = time.monotonic()
+    try:
+        NotebookClient(
+            notebook,
+            kernel_name="python3",
+            timeout=600,
+            resources={"metadata": {"path": str(ROOT / "notebooks")}},
+        ).execute()
+    finally:
+        mp.undo()
+    elapsed = time.monotonic() - started
+    text = "".join(o.get("text", "") for o in notebook.cells[-1].outputs)
+    report = json.loads(text.split("REPORT ", 1)[1])
+    print(f"notebook executed in {elapsed:.1f} s: {report}")
+    return notebook, report
+
+
+def test_every_tuple_is_read_including_the_first_line(executed):
+    _, report = executed
+    assert report["train_rows"] == report["train_csv_lines"] > 10_000
+    assert report["guardduty_rows"] > 0
+    # the pairs under investigation are kept out of training, the rest is used
+    assert 0.5 * report["train_rows"] < report["training_set_rows"] < report["train_rows"]
+
+
+def test_histogram_is_drawn(executed):
+    notebook, _ = executed
+    images = [
+        o for c in notebook.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})
+    ]
+    assert images, "the score histogram produced no image"
+
+
+def test_findings_are_ranked_with_malicious_ones_first(executed):
+    _, report = executed
+    evaluation = report["evaluation"]
+    assert report["ranked"] == evaluation["findings"] >= 10
+    assert evaluation["malicious"] >= 3
+    # A real ranking, not a lucky order: most malicious findings above most benign ones,
+    # and the top of the list mostly malicious.
+    assert evaluation["auc"] >= 0.75, evaluation
+    assert evaluation["precision_at_k"] >= 0.5, evaluation
