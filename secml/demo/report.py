@@ -120,6 +120,7 @@ def histogram_png(result: DemoResult) -> bytes:
         f"threshold {result.threshold:.2f}\n{ordinal(result.options.threshold_percentile)} percentile of training",
         xy=(result.threshold, 0.97), xycoords=("data", "axes fraction"), ha="left", va="top",
         fontsize=8.5, xytext=(5, 0), textcoords="offset points",
+        bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 1.5},
     )  # fmt: skip
     bottom.yaxis.get_major_locator().set_params(integer=True)
     fig.tight_layout()
