@@ -186,32 +186,34 @@ def detection_at(
 
 @dataclass(frozen=True)
 class RankingCheck:
-    """Does every malicious finding rank above (score lower than) every benign one?"""
+    """Does every scored malicious finding rank above (score lower than) every scored benign one?
+
+    Findings without a (principal, IP) tuple are outside what IP Insights can rank; they are
+    listed in ``unscored`` rather than silently dropped or counted as ranking errors.
+    """
 
     ok: bool
-    malicious_out_of_place: list[ScoredFinding]  # malicious at or below the best-ranked benign
-    benign_out_of_place: list[ScoredFinding]  # benign at or above the worst-ranked malicious
-    n_malicious: int
-    n_benign: int
+    malicious_out_of_place: list[ScoredFinding]  # at or below the best-ranked benign finding
+    benign_out_of_place: list[ScoredFinding]  # at or above the worst-ranked malicious finding
+    unscored: list[ScoredFinding]  # labelled malicious or benign, but no tuple to score
+    n_malicious: int  # scored
+    n_benign: int  # scored
 
 
 def check_ranking(findings: Iterable[ScoredFinding]) -> RankingCheck:
-    """Unscored malicious findings count as out of place: the model never saw them."""
     findings = list(findings)
-    malicious = [f for f in findings if f.label == MALICIOUS]
-    benign = [f for f in findings if f.label == BENIGN]
-    benign_scores = [f.score for f in benign if f.score is not None]
-    malicious_scores = [f.score for f in malicious if f.score is not None]
-    lowest_benign = min(benign_scores) if benign_scores else math.inf
-    highest_malicious = max(malicious_scores) if malicious_scores else -math.inf
-    if any(f.score is None for f in malicious):
-        highest_malicious = math.inf
-    mal_bad = [f for f in malicious if f.score is None or f.score >= lowest_benign]
-    ben_bad = [f for f in benign if f.score is not None and f.score <= highest_malicious]
+    labelled = [f for f in findings if f.label in (MALICIOUS, BENIGN)]
+    malicious = [f for f in labelled if f.label == MALICIOUS and f.score is not None]
+    benign = [f for f in labelled if f.label == BENIGN and f.score is not None]
+    lowest_benign = min((f.score for f in benign), default=math.inf)
+    highest_malicious = max((f.score for f in malicious), default=-math.inf)
+    mal_bad = [f for f in malicious if f.score >= lowest_benign]
+    ben_bad = [f for f in benign if f.score <= highest_malicious]
     return RankingCheck(
         ok=not mal_bad and not ben_bad,
         malicious_out_of_place=rank_findings(mal_bad),
         benign_out_of_place=rank_findings(ben_bad),
+        unscored=[f for f in labelled if f.score is None],
         n_malicious=len(malicious),
         n_benign=len(benign),
     )
@@ -234,9 +236,18 @@ class TrainingProfile:
         return cls(pair_counts, principal_counts, frozenset(ip for _, ip in pair_counts))
 
 
-def explain_score(finding: ScoredFinding, profile: TrainingProfile) -> str:
-    """Why a finding scored as it did, in terms of what the model was trained on."""
+def explain_score(finding: ScoredFinding, profile: TrainingProfile, ipv4_only: bool = False) -> str:
+    """Why a finding scored as it did (or was not scored), in terms of what the model saw."""
     if finding.score is None:
+        if not finding.principal:
+            return (
+                "no IAM principal in this finding (a resource finding, e.g. EC2): "
+                "IP Insights scores (principal, IP) pairs, so it cannot be ranked"
+            )
+        if not finding.ip:
+            return "no remote IP address in this finding, so there is no pair to score"
+        if ipv4_only and ":" in finding.ip:
+            return "IPv6 address, dropped by IPV4_ONLY=true (the stack's setting), so not scored"
         return "no (principal, IP) tuple could be taken from this finding, so it was not scored"
     seen = profile.pair_counts.get((finding.principal, finding.ip), 0)
     if seen:

@@ -102,11 +102,18 @@ def test_ranking_names_the_findings_out_of_place():
     assert [f.finding_id for f in check.benign_out_of_place] == ["b1"]
 
 
-def test_unscored_malicious_finding_breaks_the_ranking():
-    check = check_ranking([finding("m1", None, "malicious"), finding("b1", 1, "benign")])
-    assert not check.ok
-    assert [f.finding_id for f in check.malicious_out_of_place] == ["m1"]
-    assert [f.finding_id for f in check.benign_out_of_place] == ["b1"]
+def test_unscored_findings_are_listed_not_ranked():
+    check = check_ranking(
+        [
+            finding("m1", None, "malicious"),
+            finding("m2", -1, "malicious"),
+            finding("b1", 1, "benign"),
+            finding("b2", None, "benign"),
+            finding("x", None, "unknown"),
+        ]
+    )
+    assert check.ok and (check.n_malicious, check.n_benign) == (1, 1)
+    assert [f.finding_id for f in check.unscored] == ["m1", "b2"]
 
 
 def test_explain_score_says_what_the_model_saw():
@@ -115,4 +122,8 @@ def test_explain_score_says_what_the_model_saw():
     assert "never seen" in explain_score(finding("f", 1.0, "benign", "C", "1.1.1.1"), profile)
     assert "other principals" in explain_score(finding("f", 1.0, "x", "A", "2.2.2.2"), profile)
     assert "any principal" in explain_score(finding("f", 1.0, "x", "A", "9.9.9.9"), profile)
-    assert "not scored" in explain_score(finding("f", None, "x"), profile)
+    assert "no IAM principal" in explain_score(finding("f", None, "x", "", "1.2.3.4"), profile)
+    assert "no remote IP" in explain_score(finding("f", None, "x", "A", ""), profile)
+    v6 = finding("f", None, "x", "A", "2001:db8::1")
+    assert "IPV4_ONLY" in explain_score(v6, profile, ipv4_only=True)
+    assert "not scored" in explain_score(v6, profile, ipv4_only=False)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from secml import analysis
-from secml.demo.template import REPO_ROOT, StackPlan
+from secml.demo.template import REPO_ROOT
 from secml.errors import SecmlError
 
 WORKSHOP_DATASET = REPO_ROOT / "data" / "workshop"
@@ -53,8 +53,9 @@ class StepTime:
 @dataclass
 class DemoResult:
     options: DemoOptions
-    dataset: Path
-    plan: StackPlan | None = None
+    dataset: Path | str | None  # a folder, or s3://bucket/ for the aws backend
+    stack_name: str = ""
+    resource_counts: Counter = field(default_factory=Counter)
     steps: list[StepTime] = field(default_factory=list)
     uploaded_files: int = 0
     uploaded_bytes: int = 0
@@ -76,6 +77,7 @@ class DemoResult:
     detection_findings: analysis.Detection | None = None
     detection_vs_holdout: analysis.Detection | None = None
     report_path: Path | None = None
+    _read: object = None  # what read_back found in S3, for train_and_analyse
 
     @property
     def total_seconds(self) -> float:
@@ -147,14 +149,24 @@ def generated_preset(preset: str, seed: int) -> Path:
 
 
 def upload_dataset(s3, dataset: Path, bucket: str, prefix: str) -> tuple[int, int]:
-    """What the stack's BucketDeployment does: the dataset folder's files to bucket/prefix."""
-    files = bytes_ = 0
-    for path in sorted(p for p in dataset.rglob("*") if p.is_file()):
-        key = prefix + path.relative_to(dataset).as_posix()
-        s3.upload_file(str(path), bucket, key)
-        files += 1
-        bytes_ += path.stat().st_size
-    return files, bytes_
+    """What the stack's BucketDeployment does: the dataset folder's files to bucket/prefix.
+
+    Uploaded from a few threads (boto3 clients are thread-safe; moto's server is threaded):
+    hundreds of small objects otherwise spend most of their time waiting on round trips.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    paths = sorted(p for p in dataset.rglob("*") if p.is_file())
+
+    def put(path: Path) -> int:
+        s3.put_object(
+            Bucket=bucket, Key=prefix + path.relative_to(dataset).as_posix(), Body=path.read_bytes()
+        )
+        return path.stat().st_size
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        sizes = list(pool.map(put, paths))
+    return len(paths), sum(sizes)
 
 
 def read_pairs(s3, bucket: str, key: str) -> list[tuple[str, str]]:
@@ -208,19 +220,22 @@ def run_local(options: DemoOptions, on_step=None, on_info=None) -> DemoResult:
     import boto3
 
     from secml.demo.lambdas import invoke
-    from secml.demo.s3server import aws_env, embedded_s3
+    from secml.demo.s3server import aws_env, check_port_free, embedded_s3
     from secml.demo.template import plan_from_template, synthesize
 
     info = on_info or (lambda kind, value: None)
+    # Fail fast on what the user can fix, before the slow synth.
     dataset = resolve_dataset(options)
+    check_port_free("127.0.0.1", options.port)
     result = DemoResult(options=options, dataset=dataset)
     timer = StepTimer(result, on_step)
 
     with timer.step("Synthesize the CDK app") as step:
         stack_name, template = synthesize({"solutions": "true"})
-        plan = result.plan = plan_from_template(stack_name, template)
+        plan = plan_from_template(stack_name, template)
+        result.stack_name, result.resource_counts = stack_name, plan.resource_counts
         step.detail = f"{sum(plan.resource_counts.values())} resources in {stack_name}"
-    info("resources", plan)
+    info("resources", plan.resource_counts)
 
     with embedded_s3(options.port) as server, aws_env(server.endpoint_url):
         info("endpoint", server.endpoint_url)
@@ -250,25 +265,52 @@ def run_local(options: DemoOptions, on_step=None, on_info=None) -> DemoResult:
                 for i in result.invocations
             )
 
-        ct_env = plan.functions["CloudTrailIngest"].environment
-        gd_env = plan.functions["GuardDutyIngest"].environment
-        all_train = read_pairs(s3, ct_env["OUTPUT_BUCKET"], ct_env["OUTPUT_KEY"])
-        guardduty_pairs = read_pairs(s3, gd_env["OUTPUT_BUCKET"], gd_env["OUTPUT_KEY"])
-        if not all_train:
-            raise SecmlError("CloudTrailIngest wrote no training tuples; nothing to train on")
-        ipv4_only = gd_env.get("IPV4_ONLY", "false").lower() == "true"
-        findings_raw = list(
-            iter_finding_documents(s3, gd_env["INPUT_BUCKET"], gd_env["INPUT_PREFIX"])
+        read_back(
+            result,
+            s3,
+            plan.functions["CloudTrailIngest"].environment,
+            plan.functions["GuardDutyIngest"].environment,
+            truth_location=(plan.dataset_bucket, plan.dataset_prefix + "truth.csv"),
+            buckets=sorted(plan.buckets.values()),
         )
-        truth = read_truth(s3, plan.dataset_bucket, plan.dataset_prefix + "truth.csv")
-        result.bucket_contents = list_buckets(s3, sorted(plan.buckets.values()))
+    train_and_analyse(result, timer)
+    return result
 
+
+@dataclass
+class _ReadBack:
+    all_train: list
+    guardduty_pairs: list
+    findings_raw: list
+    truth: dict
+    ipv4_only: bool
+
+
+def read_back(result: DemoResult, s3, ct_env, gd_env, truth_location, buckets) -> None:
+    """What the notebook reads from S3 once the Lambdas ran: tuples, findings and labels."""
+    all_train = read_pairs(s3, ct_env["OUTPUT_BUCKET"], ct_env["OUTPUT_KEY"])
+    if not all_train:
+        raise SecmlError("CloudTrailIngest wrote no training tuples; nothing to train on")
+    result._read = _ReadBack(
+        all_train=all_train,
+        guardduty_pairs=read_pairs(s3, gd_env["OUTPUT_BUCKET"], gd_env["OUTPUT_KEY"]),
+        findings_raw=list(
+            iter_finding_documents(s3, gd_env["INPUT_BUCKET"], gd_env["INPUT_PREFIX"])
+        ),
+        truth=read_truth(s3, *truth_location),
+        ipv4_only=gd_env.get("IPV4_ONLY", "false").lower() == "true",
+    )
+    result.bucket_contents = list_buckets(s3, buckets)
+
+
+def train_and_analyse(result: DemoResult, timer: StepTimer) -> None:
+    options, data = result.options, result._read
     train_pairs, holdout_pairs = analysis.split_holdout(
-        all_train, options.holdout_fraction, options.seed
+        data.all_train, options.holdout_fraction, options.seed
     )
     result.n_train_tuples = len(train_pairs)
     result.n_holdout_tuples = len(holdout_pairs)
-    result.n_guardduty_tuples = len(guardduty_pairs)
+    result.n_guardduty_tuples = len(data.guardduty_pairs)
     result.n_principals = len({p for p, _ in train_pairs})
 
     with timer.step("Train IP Insights") as step:
@@ -279,10 +321,9 @@ def run_local(options: DemoOptions, on_step=None, on_info=None) -> DemoResult:
         )
 
     with timer.step("Score and analyse") as step:
-        score_and_analyse(result, model, train_pairs, holdout_pairs, guardduty_pairs)
-        join_to_findings(result, model, findings_raw, truth, ipv4_only, train_pairs)
+        score_and_analyse(result, model, train_pairs, holdout_pairs, data.guardduty_pairs)
+        join_to_findings(result, model, data.findings_raw, data.truth, data.ipv4_only, train_pairs)
         step.detail = f"{len(result.findings)} findings, threshold {result.threshold:.3f}"
-    return result
 
 
 def train_model(train_pairs, options: DemoOptions, n_principals: int):
@@ -342,7 +383,7 @@ def join_to_findings(result: DemoResult, model, findings_raw, truth, ipv4_only, 
     )
     profile = analysis.TrainingProfile.from_pairs(train_pairs)
     result.explanations = {
-        f.finding_id: analysis.explain_score(f, profile) for f in result.findings
+        f.finding_id: analysis.explain_score(f, profile, ipv4_only) for f in result.findings
     }
     result.ranking = analysis.check_ranking(result.findings)
     malicious = [f.score for f in result.findings if f.label == "malicious" and f.score is not None]

@@ -19,23 +19,40 @@ BENIGN = "#2f80ed"
 HOLDOUT = "#52606d"
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def verdict(result: DemoResult) -> tuple[bool, str]:
     """(ok, one sentence) for the headline and the terminal."""
     check = result.ranking
-    if check is None:
+    if check is None or not result.findings:
         return False, "no findings were scored"
     if check.n_malicious == 0:
-        return False, "truth.csv labels no finding malicious: nothing to rank"
+        return False, "no attacker finding (per truth.csv) could be scored: nothing to rank"
     if check.ok:
         return True, (
-            f"All {check.n_malicious} attacker findings rank above all {check.n_benign} "
-            "benign findings."
+            f"All {check.n_malicious} scored attacker findings rank above all "
+            f"{check.n_benign} scored benign findings."
         )
     return False, (
         f"{len(check.malicious_out_of_place)} of {check.n_malicious} attacker findings and "
         f"{len(check.benign_out_of_place)} of {check.n_benign} benign findings are out of "
-        "place in the ranking (see why below)."
+        "place in the ranking."
     )
+
+
+def unscored_note(result: DemoResult) -> str:
+    """The labelled findings IP Insights could not score, in one sentence ('' if none)."""
+    if not result.ranking or not result.ranking.unscored:
+        return ""
+    unscored = result.ranking.unscored
+    mal = sum(1 for f in unscored if f.label == "malicious")
+    ben = len(unscored) - mal
+    parts = [
+        _plural(n, f"{label} finding") for n, label in ((mal, "attacker"), (ben, "benign")) if n
+    ]
+    return f"Not ranked: {' and '.join(parts)} without a (principal, IP) pair to score (why below)."
 
 
 def ordinal(n: float) -> str:
@@ -220,8 +237,8 @@ def render_html(result: DemoResult, png: bytes) -> str:
         f"{result.n_train_tuples:,} CloudTrail training tuples, {len(result.findings)} GuardDuty "
         f"findings, run in {result.total_seconds:.1f} s.</p>",
         f"<div class='verdict {'ok' if ok else 'bad'}'><span class='icon'>{'&#10004;' if ok else '&#9888;'}</span>"
-        f"<div>{_e(sentence)}<small>Findings ranked by the score of their (principal, IP) pair; lower = more "
-        "anomalous. Labels come from the dataset's truth.csv.</small></div></div>",
+        f"<div>{_e(sentence)}<small>{_e(unscored_note(result))} Findings are ranked by the score of their "
+        "(principal, IP) pair; lower = more anomalous. Labels come from the dataset's truth.csv.</small></div></div>",
         "<div class='cards'>",
         _card(_fmt(result.auc_findings), "AUC: attacker vs benign findings"),
         _card(_fmt(result.auc_vs_holdout), "AUC: attacker findings vs held-out normal tuples"),
@@ -284,6 +301,15 @@ def render_html(result: DemoResult, png: bytes) -> str:
                 f"{_e(result.explanations.get(f.finding_id, ''))}</li>"
             )
         parts.append("</ul>")
+    if check and check.unscored:
+        parts.append("<p>Not ranked (labelled in truth.csv, but no pair to score):</p><ul>")
+        for f in check.unscored:
+            parts.append(
+                f"<li><span class='badge {_e(f.label)}'>{_e(f.label)}</span> {_e(f.finding_type)} "
+                f"<span class='mono'>{_e(f.principal or '(no principal)')} @ {_e(f.ip or '(no IP)')}</span>: "
+                f"{_e(result.explanations.get(f.finding_id, ''))}</li>"
+            )
+        parts.append("</ul>")
     parts.append("</div>")
 
     parts.append("<h2>Ingest Lambdas</h2><div class='two'>")
@@ -307,13 +333,13 @@ def render_html(result: DemoResult, png: bytes) -> str:
     parts.append(
         f"<tr><th>Total</th><th class='num'>{result.total_seconds:.1f} s</th></tr></table></div>"
     )
-    if result.plan:
+    if result.resource_counts:
         parts.append(
-            f"<div class='panel'><b>What the stack would create</b> "
-            f"<span class='muted'>({_e(result.plan.stack_name)}, "
-            f"{sum(result.plan.resource_counts.values())} resources)</span><table>"
+            f"<div class='panel'><b>{'What the stack created' if result.options.backend == 'aws' else 'What the stack would create'}</b> "
+            f"<span class='muted'>({_e(result.stack_name)}, "
+            f"{sum(result.resource_counts.values())} resources)</span><table>"
         )
-        for rtype, n in sorted(result.plan.resource_counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        for rtype, n in sorted(result.resource_counts.items(), key=lambda kv: (-kv[1], kv[0])):
             parts.append(f"<tr><td class='mono'>{_e(rtype)}</td><td class='num'>{n}</td></tr>")
         parts.append("</table></div>")
     parts.append("</div>")

@@ -41,7 +41,7 @@ def port_is_open(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def _check_port_free(host: str, port: int) -> None:
+def check_port_free(host: str, port: int) -> None:
     """Fail with one clear line before moto's thread would (werkzeug prints and exits there)."""
     if port == 0:
         return
@@ -97,7 +97,7 @@ def _sigterm_as_keyboard_interrupt() -> Iterator[None]:
 def embedded_s3(port: int = 0, host: str = "127.0.0.1") -> Iterator[EmbeddedS3]:
     """Start moto's server on host:port (0: any free port) and stop it on the way out."""
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    _check_port_free(host, port)
+    check_port_free(host, port)
     server = _make_server(host, port)
     with _sigterm_as_keyboard_interrupt():
         server.start()

@@ -14,7 +14,7 @@ def _fmt(x: float | None, digits: int = 3) -> str:
 
 def run_with_console(options: DemoOptions, console: Console) -> DemoResult:
     from secml.demo.pipeline import StepTimer, run_local
-    from secml.demo.report import ordinal, verdict, write_report
+    from secml.demo.report import ordinal, unscored_note, verdict, write_report
 
     console.print(f"[bold]secml demo[/bold]: the workshop offline ({options.backend} backend)")
 
@@ -24,7 +24,7 @@ def run_with_console(options: DemoOptions, console: Console) -> DemoResult:
 
     def on_info(kind: str, value) -> None:
         if kind == "resources":
-            counts = value.resource_counts
+            counts = value
             top = ", ".join(f"{n} {t.split('::')[-1]}" for t, n in counts.most_common())
             console.print(f"  [dim]the stack would create: {top}[/dim]")
         elif kind == "endpoint":
@@ -53,6 +53,8 @@ def run_with_console(options: DemoOptions, console: Console) -> DemoResult:
     ok, sentence = verdict(result)
     console.print()
     console.print(("[bold green]✓ " if ok else "[bold red]✗ ") + sentence + "[/]")
+    if unscored_note(result):
+        console.print(f"[yellow]{unscored_note(result)}[/]")
     summary = Table(show_header=False, box=None, pad_edge=False)
     summary.add_column(style="dim")
     summary.add_column()
