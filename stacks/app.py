@@ -7,10 +7,46 @@ from cdk_nag import AwsSolutionsChecks
 
 from stacks.workshop_stack import WorkshopStack
 
+DEFAULT_STACK_NAME = "SecmlWorkshop"
+
+
+def _flag(app: cdk.App, key: str, default: bool) -> bool:
+    value = app.node.try_get_context(key)
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise ValueError(f"context {key}={value!r}: expected true or false")
+
+
+def _positive_int(app: cdk.App, key: str, default: int) -> int:
+    value = app.node.try_get_context(key)
+    if value is None:
+        return default
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise ValueError(f"context {key}={value!r}: expected a whole number") from None
+    if number < 1:
+        raise ValueError(f"context {key}={value!r}: expected at least 1")
+    return number
+
 
 def build_app(context: dict | None = None) -> cdk.App:
     app = cdk.App(context=context or None)
-    stack_name = app.node.try_get_context("stack_name") or "SecmlWorkshop"
-    WorkshopStack(app, stack_name)
+    stack_name = app.node.try_get_context("stack_name") or DEFAULT_STACK_NAME
+    WorkshopStack(
+        app,
+        stack_name,
+        solutions=_flag(app, "solutions", False),
+        sample_findings=_flag(app, "sample_findings", True),
+        notebook_instance_type=app.node.try_get_context("notebook_instance_type") or "ml.t3.medium",
+        notebook_idle_minutes=_positive_int(app, "notebook_idle_minutes", 60),
+    )
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return app

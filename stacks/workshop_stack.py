@@ -5,7 +5,56 @@ from __future__ import annotations
 import aws_cdk as cdk
 from constructs import Construct
 
+from stacks.data import Data
+from stacks.guardduty import GuardDuty
+from stacks.ingest import Ingest
+from stacks.notebook import Notebook
+
+# The notebook tags what it creates with this key (value: the stack name); cleanup finds it so.
+STACK_TAG = "secml:stack"
+
 
 class WorkshopStack(cdk.Stack):
-    def __init__(self, scope: Construct, construct_id: str, **kwargs) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        solutions: bool = False,
+        sample_findings: bool = True,
+        notebook_instance_type: str = "ml.t3.medium",
+        notebook_idle_minutes: int = 60,
+        **kwargs,
+    ) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        cdk.Tags.of(self).add(STACK_TAG, self.stack_name)
+
+        self.data = Data(self, "Data")
+        self.ingest = Ingest(
+            self,
+            "Ingest",
+            data_bucket=self.data.data_bucket,
+            tuples_bucket=self.data.tuples_bucket,
+            solutions=solutions,
+        )
+        self.guardduty = GuardDuty(self, "GuardDuty", sample_findings=sample_findings)
+        self.notebook = Notebook(
+            self,
+            "Notebook",
+            data_bucket=self.data.data_bucket,
+            tuples_bucket=self.data.tuples_bucket,
+            instance_type=notebook_instance_type,
+            idle_minutes=notebook_idle_minutes,
+        )
+
+        outputs = {
+            "NotebookInstanceName": self.notebook.instance_name,
+            "NotebookConsoleUrl": self.notebook.console_url,
+            "DataBucketName": self.data.data_bucket.bucket_name,
+            "TuplesBucketName": self.data.tuples_bucket.bucket_name,
+            "CloudTrailIngestFunctionName": self.ingest.cloudtrail_fn.function_name,
+            "GuardDutyIngestFunctionName": self.ingest.guardduty_fn.function_name,
+            "GuardDutyDetectorId": self.guardduty.detector_id,
+        }
+        for name, value in outputs.items():
+            cdk.CfnOutput(self, name, value=value)

@@ -1,0 +1,105 @@
+"""GuardDuty: a detector in the stack's region, created only if the account has none."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import custom_resources as cr
+from constructs import Construct
+
+from stacks.functions import lambda_role, log_group, python_function, source_code
+from stacks.nag import acknowledge, arn_ref
+
+
+class GuardDuty(Construct):
+    """Custom resource around lambda_src/guardduty_detector (see its docstring for why)."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, sample_findings: bool = True
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = cdk.Stack.of(self)
+        self.sample_findings = sample_findings
+        self.handler = python_function(
+            self,
+            "DetectorHandler",
+            code=source_code("guardduty_detector"),
+            handler="index.on_event",
+            description="Workshop: enables GuardDuty unless a detector exists; sample findings",
+            timeout=cdk.Duration.minutes(2),
+        )
+        detector_arn = stack.format_arn(service="guardduty", resource="detector", resource_name="*")
+        self.handler.add_to_role_policy(
+            iam.PolicyStatement(
+                # ListDetectors and CreateDetector take no resource ARN.
+                actions=["guardduty:ListDetectors", "guardduty:CreateDetector"],
+                resources=["*"],
+            )
+        )
+        self.handler.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "guardduty:CreateSampleFindings",
+                    "guardduty:DeleteDetector",
+                    "guardduty:TagResource",
+                ],
+                resources=[detector_arn],
+            )
+        )
+        self.handler.add_to_role_policy(
+            iam.PolicyStatement(
+                # Enabling GuardDuty the first time creates its service-linked role.
+                actions=["iam:CreateServiceLinkedRole"],
+                resources=[
+                    stack.format_arn(
+                        service="iam",
+                        region="",
+                        resource="role",
+                        resource_name="aws-service-role/guardduty.amazonaws.com/"
+                        "AWSServiceRoleForAmazonGuardDuty",
+                    )
+                ],
+                conditions={"StringEquals": {"iam:AWSServiceName": "guardduty.amazonaws.com"}},
+            )
+        )
+
+        acknowledge(
+            self.handler.role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "guardduty:ListDetectors and guardduty:CreateDetector have no resource ARN.",
+        )
+        acknowledge(
+            self.handler.role,
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:guardduty:<AWS::Region>:"
+            "<AWS::AccountId>:detector/*]",
+            "The detector id is known only at deploy time (found or created by this handler); "
+            "the ARN is limited to detectors of this account and region.",
+        )
+
+        framework_logs = log_group(self, "ProviderLogs")
+        provider_role = lambda_role(self, "ProviderRole", framework_logs)
+        provider = cr.Provider(
+            self,
+            "Provider",
+            on_event_handler=self.handler,
+            log_group=framework_logs,
+            framework_on_event_role=provider_role,
+        )
+        acknowledge(
+            provider_role,
+            f"AwsSolutions-IAM5[Resource::{arn_ref(self.handler)}:*]",
+            "Written by aws-cdk-lib's Provider: the framework may invoke any version or alias "
+            "of the one handler function.",
+        )
+        self.detector = cdk.CustomResource(
+            self,
+            "Detector",
+            service_token=provider.service_token,
+            resource_type="Custom::GuardDutyDetector",
+            properties={
+                "SampleFindings": str(sample_findings).lower(),
+                "Tags": {"secml:stack": stack.stack_name},
+            },
+        )
+        self.detector_id = self.detector.get_att_string("DetectorId")
+        self.created_by_stack = self.detector.get_att_string("CreatedByStack")

@@ -1,0 +1,19 @@
+"""Load lambda_src/<name>/index.py under a unique module name (every handler file is index.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+LAMBDA_SRC = Path(__file__).resolve().parents[1] / "lambda_src"
+
+
+def load_handler(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        f"lambda_src_{name}_index", LAMBDA_SRC / name / "index.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
