@@ -1,0 +1,318 @@
+"""What both ingest Lambdas share (staged next to each index.py; stdlib + boto3 only).
+
+- Sources: every object under an S3 prefix (paginated, no 1,000-object limit), or local files
+  and folders for the CLI, read one at a time so memory is bounded by the largest file.
+- A file is all or nothing: it is decompressed and parsed whole before any of its tuples count.
+- Addresses: canonical form or a reason why not; never a non-address in the output.
+- Output: tuples spool to a temporary file and are published in one step at the end, so a
+  failed run never leaves a partial file behind.
+"""
+
+from __future__ import annotations
+
+import gzip
+import ipaddress
+import json
+import logging
+import os
+import tempfile
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+try:  # not in the Lambda runtime; much faster where it is installed (the CLI, the demo)
+    import orjson
+
+    _fast_loads = orjson.loads
+except ImportError:  # pragma: no cover - exercised by SECML_JSON=stdlib
+    orjson = None
+    _fast_loads = json.loads
+
+LOG = logging.getLogger("secml.ingest")
+JSON_BACKEND = "stdlib" if orjson is None or os.environ.get("SECML_JSON") == "stdlib" else "orjson"
+loads: Callable = json.loads if JSON_BACKEND == "stdlib" else _fast_loads
+
+TRUE_WORDS = {"1", "true", "yes", "on"}
+
+
+def env_flag(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value or "").strip().lower() in TRUE_WORDS
+
+
+# ---- addresses -------------------------------------------------------------------------------
+
+_ADDRESS_CACHE: dict[tuple[str, bool], tuple[str | None, str | None]] = {}
+_CACHE_LIMIT = 200_000  # busy accounts see a few thousand distinct addresses; keep memory flat
+
+
+def classify_address(value: object, ipv4_only: bool = False) -> tuple[str | None, str | None]:
+    """(canonical address, None) or (None, reason it is not a usable address)."""
+    if type(value) is not str:
+        return None, "no-source-ip" if value is None else "not-an-ip"
+    key = (value, ipv4_only)
+    hit = _ADDRESS_CACHE.get(key)
+    if hit is not None:
+        return hit
+    result = _classify(value, ipv4_only)
+    if len(_ADDRESS_CACHE) >= _CACHE_LIMIT:
+        _ADDRESS_CACHE.clear()
+    _ADDRESS_CACHE[key] = result
+    return result
+
+
+def _classify(value: str, ipv4_only: bool) -> tuple[str | None, str | None]:
+    text = value.strip()
+    if not text:
+        return None, "no-source-ip"
+    if text == "AWS Internal":
+        return None, "aws-internal"
+    if "%" in text:  # a link-local zone id: not an Internet address
+        return None, "not-an-ip"
+    try:
+        addr = ipaddress.ip_address(text)
+    except ValueError:
+        if text.endswith(".amazonaws.com") or text.endswith(".amazon.com"):
+            return None, "aws-service-address"
+        return None, "hostname" if "." in text and " " not in text else "not-an-ip"
+    if addr.version == 6 and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    if addr.version == 6 and ipv4_only:
+        return None, "ipv6-excluded"
+    return str(addr), None  # IPv6: compressed, lower case
+
+
+def principal_of(principal_id: object) -> str | None:
+    """principalId before the first ':' (the role, not its session), if it is CSV-safe."""
+    if type(principal_id) is not str:
+        return None
+    principal = principal_id.partition(":")[0].strip()
+    if not principal or "," in principal or '"' in principal or "\n" in principal:
+        return None
+    return principal
+
+
+# ---- run summary -----------------------------------------------------------------------------
+
+
+@dataclass
+class Summary:
+    files_read: int = 0
+    records: int = 0
+    tuples_written: int = 0
+    skipped: Counter = field(default_factory=Counter)  # records/findings: reason -> count
+    files_skipped: Counter = field(default_factory=Counter)  # files: reason -> count
+    output: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {
+            "files_read": self.files_read,
+            "records": self.records,
+            "tuples_written": self.tuples_written,
+            "skipped": dict(sorted(self.skipped.items())),
+            "files_skipped": dict(sorted(self.files_skipped.items())),
+            "output": self.output,
+            "json_backend": "stdlib" if loads is json.loads else "orjson",
+            **self.extra,
+        }
+
+
+# ---- configuration ---------------------------------------------------------------------------
+
+
+@dataclass
+class Config:
+    sources: list[str]
+    output: str | None
+    ipv4_only: bool
+    include_samples: bool
+
+
+def config_from(event: object, *, default_key: str, need_input: bool = True) -> Config:
+    """Environment first (as deployed); an invocation event may override (the CLI does)."""
+    env = os.environ
+    ev = event if isinstance(event, dict) else {}
+    sources = ev.get("sources")
+    if not sources:
+        bucket = env.get("INPUT_BUCKET", "").strip()
+        if bucket:
+            sources = [f"s3://{bucket}/{env.get('INPUT_PREFIX', '').lstrip('/')}"]
+        elif need_input:
+            raise ValueError("INPUT_BUCKET is not set: nothing to read")
+        else:
+            sources = []
+    output = ev.get("output")
+    if not output and env.get("OUTPUT_BUCKET", "").strip():
+        output = f"s3://{env['OUTPUT_BUCKET'].strip()}/{env.get('OUTPUT_KEY') or default_key}"
+    if not output:
+        raise ValueError("OUTPUT_BUCKET is not set: nowhere to write the tuples")
+    return Config(
+        sources=list(sources),
+        output=output,
+        ipv4_only=env_flag(ev.get("ipv4_only", env.get("IPV4_ONLY"))),
+        include_samples=env_flag(ev.get("include_samples", env.get("INCLUDE_SAMPLES"))),
+    )
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    rest = uri[len("s3://") :]
+    bucket, _, key = rest.partition("/")
+    if not bucket:
+        raise ValueError(f"not an S3 URI: {uri}")
+    return bucket, key
+
+
+_S3 = None
+
+
+def s3_client():
+    """One client per process (reused across warm invocations); honours AWS_ENDPOINT_URL."""
+    global _S3
+    if _S3 is None:
+        import boto3
+
+        _S3 = boto3.client("s3")
+    return _S3
+
+
+def reset_clients() -> None:
+    """Forget cached clients (tests switch between mocked accounts and endpoints)."""
+    global _S3
+    _S3 = None
+
+
+# ---- reading sources -------------------------------------------------------------------------
+
+
+def skip_reason_for_key(key: str) -> str | None:
+    """Objects that are never log data, by name: decided before downloading anything."""
+    base = key.rsplit("/", 1)[-1]
+    if not base:
+        return "folder-marker"
+    if "/CloudTrail-Digest/" in f"/{key}" or "_CloudTrail-Digest_" in base:
+        return "digest-file"
+    if base == "ConfigWritabilityCheckFile":
+        return "config-writability-check"
+    return None
+
+
+def iter_blobs(sources: Iterable[str], summary: Summary) -> Iterator[tuple[str, bytes]]:
+    """(name, raw bytes) of each data file under the sources, one at a time."""
+    for source in sources:
+        if source.startswith("s3://"):
+            yield from _iter_s3(source, summary)
+        else:
+            yield from _iter_local(Path(source), summary)
+
+
+def _iter_s3(uri: str, summary: Summary) -> Iterator[tuple[str, bytes]]:
+    from botocore.exceptions import ClientError
+
+    bucket, prefix = split_s3_uri(uri)
+    s3 = s3_client()
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    for page in pages:
+        for obj in page.get("Contents", []):
+            key = obj["Key"]
+            name = f"s3://{bucket}/{key}"
+            reason = skip_reason_for_key(key) or ("empty-file" if obj.get("Size") == 0 else None)
+            if reason:
+                _skip_file(summary, name, reason)
+                continue
+            try:
+                body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            except ClientError as exc:
+                _skip_file(summary, name, "read-error", exc.response["Error"].get("Code"))
+                continue
+            yield name, body
+
+
+def _iter_local(path: Path, summary: Summary) -> Iterator[tuple[str, bytes]]:
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+    elif path.is_file():
+        files = [path]
+    else:
+        raise FileNotFoundError(f"no such file or folder: {path}")
+    for p in files:
+        name = str(p)
+        rel = p.relative_to(path).as_posix() if path.is_dir() else p.name
+        reason = skip_reason_for_key(rel) or ("empty-file" if p.stat().st_size == 0 else None)
+        if reason:
+            _skip_file(summary, name, reason)
+            continue
+        yield name, p.read_bytes()
+
+
+def _skip_file(summary: Summary, name: str, reason: str, detail: object = None) -> None:
+    summary.files_skipped[reason] += 1
+    LOG.warning("skipped file %s: %s%s", name, reason, f" ({detail})" if detail else "")
+
+
+def decode(name: str, blob: bytes, summary: Summary, parse: Callable[[bytes], object]):
+    """Decompress (gzip by content, not by name) and parse a whole file; None if it fails."""
+    try:
+        data = gzip.decompress(blob) if blob[:2] == b"\x1f\x8b" else blob
+    except (EOFError, OSError, zlib.error) as exc:
+        _skip_file(summary, name, "bad-gzip", exc)
+        return None
+    if not data.strip():
+        _skip_file(summary, name, "empty-file")
+        return None
+    try:
+        return parse(data)
+    except ValueError as exc:  # JSONDecodeError, orjson.JSONDecodeError, UnicodeDecodeError
+        _skip_file(summary, name, "not-json", str(exc)[:120])
+        return None
+
+
+# ---- writing the output ----------------------------------------------------------------------
+
+
+class TupleOutput:
+    """Tuples spooled to a temporary file, published in one step (upload or rename) at the end."""
+
+    def __init__(self, destination: str) -> None:
+        self.destination = destination
+        self.count = 0
+        if destination.startswith("s3://"):
+            split_s3_uri(destination)
+            directory = None  # /tmp in Lambda
+        else:
+            directory = str(Path(destination).resolve().parent)
+            Path(directory).mkdir(parents=True, exist_ok=True)
+        fd, self._path = tempfile.mkstemp(prefix=".tuples-", suffix=".csv.part", dir=directory)
+        self._file = os.fdopen(fd, "w", encoding="utf-8", newline="\n")
+
+    def write(self, tuples: list[tuple[str, str]]) -> None:
+        if tuples:
+            self._file.write("".join([f"{p},{ip}\n" for p, ip in tuples]))
+            self.count += len(tuples)
+
+    def publish(self) -> str | None:
+        """Move the file into place; with no tuples nothing is written (and None returned)."""
+        self._file.close()
+        if self.count == 0:
+            os.unlink(self._path)
+            return None
+        if self.destination.startswith("s3://"):
+            bucket, key = split_s3_uri(self.destination)
+            try:
+                s3_client().upload_file(
+                    self._path, bucket, key, ExtraArgs={"ContentType": "text/csv"}
+                )
+            finally:
+                os.unlink(self._path)
+        else:
+            os.replace(self._path, self.destination)
+        return self.destination
+
+    def discard(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+        if os.path.exists(self._path):
+            os.unlink(self._path)
