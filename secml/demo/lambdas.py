@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import logging
 import sys
 import time
@@ -49,6 +51,15 @@ class Invocation:
     summary: dict
     warnings: list[str]
     seconds: float
+    output: str = ""  # what the handler printed (CloudWatch Logs, when deployed)
+
+
+def reset_cached_clients() -> None:
+    """The handlers cache their boto3 client per process, as warm Lambdas do; a new demo run
+    (another endpoint) must not reuse the last run's client."""
+    common = sys.modules.get("lambda_src.ingest_common")
+    if common is not None and hasattr(common, "reset_clients"):
+        common.reset_clients()
 
 
 def invoke(fn: IngestFunction, event: dict | None = None) -> Invocation:
@@ -62,9 +73,14 @@ def invoke(fn: IngestFunction, event: dict | None = None) -> Invocation:
     root = logging.getLogger()
     saved_level = root.level
     root.addHandler(capture)
+    printed = io.StringIO()
     started = time.perf_counter()
     try:
-        with patched_environ({**fn.environment, "AWS_LAMBDA_FUNCTION_NAME": fn.name}):
+        with (
+            patched_environ({**fn.environment, "AWS_LAMBDA_FUNCTION_NAME": fn.name}),
+            contextlib.redirect_stdout(printed),
+        ):
+            reset_cached_clients()
             if fn.module in sys.modules:
                 module = importlib.reload(sys.modules[fn.module])
             else:
@@ -73,4 +89,10 @@ def invoke(fn: IngestFunction, event: dict | None = None) -> Invocation:
     finally:
         root.removeHandler(capture)
         root.setLevel(saved_level)
-    return Invocation(fn.name, dict(summary or {}), capture.messages, time.perf_counter() - started)
+    return Invocation(
+        fn.name,
+        dict(summary or {}),
+        capture.messages,
+        time.perf_counter() - started,
+        printed.getvalue(),
+    )

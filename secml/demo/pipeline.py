@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import json
 import os
 import shutil
 import tempfile
@@ -179,19 +178,19 @@ def read_pairs(s3, bucket: str, key: str) -> list[tuple[str, str]]:
     return [(row[0], row[1]) for row in csv.reader(io.StringIO(body)) if len(row) >= 2]
 
 
-def iter_finding_documents(s3, bucket: str, prefix: str) -> Iterator[dict]:
-    """Findings under prefix: each object a list of findings or GetFindings' {"Findings": [...]}."""
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for obj in page.get("Contents", []):
-            if not obj["Key"].endswith(".json"):
-                continue
-            try:
-                doc = json.loads(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
-            except ValueError:
-                continue  # the ingest Lambda skips (and counts) these too
-            if isinstance(doc, dict):
-                doc = doc.get("Findings", doc.get("findings", [doc] if "Id" in doc else []))
-            yield from (f for f in doc if isinstance(f, dict))
+def read_findings(bucket: str, prefix: str) -> list[dict]:
+    """The findings under s3://bucket/prefix, read by the GuardDuty Lambda's own reader, so the
+    report's findings are exactly those the function turned into tuples."""
+    from secml.demo.lambdas import reset_cached_clients
+    from secml.demo.template import ensure_repo_on_path
+
+    ensure_repo_on_path()
+    from lambda_src import ingest_common
+    from lambda_src.guardduty_ingest.index import read_finding_files
+
+    reset_cached_clients()
+    batches = read_finding_files([f"s3://{bucket}/{prefix}"], ingest_common.Summary())
+    return [f for _, findings in batches for f in findings if isinstance(f, dict)]
 
 
 def read_truth(s3, bucket: str, key: str) -> dict[str, dict[str, str]]:
@@ -288,15 +287,15 @@ class _ReadBack:
 
 def read_back(result: DemoResult, s3, ct_env, gd_env, truth_location, buckets) -> None:
     """What the notebook reads from S3 once the Lambdas ran: tuples, findings and labels."""
-    all_train = read_pairs(s3, ct_env["OUTPUT_BUCKET"], ct_env["OUTPUT_KEY"])
+    all_train = read_pairs(s3, ct_env["OUTPUT_BUCKET"], ct_env["OUTPUT_KEY"], "CloudTrailIngest")
     if not all_train:
         raise SecmlError("CloudTrailIngest wrote no training tuples; nothing to train on")
     result._read = _ReadBack(
         all_train=all_train,
-        guardduty_pairs=read_pairs(s3, gd_env["OUTPUT_BUCKET"], gd_env["OUTPUT_KEY"]),
-        findings_raw=list(
-            iter_finding_documents(s3, gd_env["INPUT_BUCKET"], gd_env["INPUT_PREFIX"])
+        guardduty_pairs=read_pairs(
+            s3, gd_env["OUTPUT_BUCKET"], gd_env["OUTPUT_KEY"], "GuardDutyIngest"
         ),
+        findings_raw=read_findings(gd_env["INPUT_BUCKET"], gd_env.get("INPUT_PREFIX", "")),
         truth=read_truth(s3, *truth_location),
         ipv4_only=gd_env.get("IPV4_ONLY", "false").lower() == "true",
     )

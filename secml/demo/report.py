@@ -208,6 +208,11 @@ tr.oop { background:#fff4e5; }
 .badge.unknown { background:#9aa5b1; } .flag { color:var(--bad); font-weight:700; }
 .two { display:grid; grid-template-columns:1fr 1fr; gap:16px; }
 .muted { color:var(--muted); } .note { font-size:13px; color:var(--muted); margin:6px 0 0; }
+pre.log { font:12px/1.4 ui-monospace, Menlo, Consolas, monospace; background:#f5f7fa; padding:8px;
+          overflow-x:auto; max-height:320px; white-space:pre; }
+table.ranked td.finding { word-break:break-word; max-width:380px; }
+table.ranked td.addr { word-break:break-all; max-width:200px; }
+.scenario { color:var(--muted); font-size:12px; }
 details summary { cursor:pointer; color:var(--muted); margin:8px 0; }
 """
 
@@ -265,8 +270,10 @@ def render_html(result: DemoResult, png: bytes) -> str:
     ]
     parts.append("<h2>Ranked findings</h2>")
     parts.append(
-        "<table><thead><tr><th>#</th><th>label</th><th>finding type</th><th>principal</th>"
-        "<th>address</th><th class='num'>score</th><th>flagged</th><th>scenario</th></tr></thead><tbody>"
+        "<p class='note'>Most suspicious first. Highlighted rows are out of place (an attacker "
+        "finding below a benign one, or the reverse); n/a: no (principal, IP) pair to score.</p>"
+        "<table class='ranked'><thead><tr><th>#</th><th>label</th><th>finding</th><th>principal</th>"
+        "<th>address</th><th class='num'>score</th><th>flagged</th></tr></thead><tbody>"
     )
     for rank, f in enumerate(result.findings, 1):
         cls = f.label + (" oop" if f.finding_id in oop else "")
@@ -278,9 +285,10 @@ def render_html(result: DemoResult, png: bytes) -> str:
         parts.append(
             f"<tr class='{_e(cls)}' title='{_e(f.finding_id)}'><td class='num'>{rank}</td>"
             f"<td><span class='badge {_e(f.label)}'>{_e(f.label)}</span></td>"
-            f"<td>{_e(f.finding_type)}</td><td class='mono'>{_e(f.principal)}</td>"
-            f"<td class='mono'>{_e(f.ip)}</td><td class='num'>{_fmt(f.score)}</td>"
-            f"<td>{flagged}</td><td class='muted'>{_e(f.scenario)}</td></tr>"
+            f"<td class='finding'>{_e(f.finding_type)}<div class='scenario'>{_e(f.scenario)}</div></td>"
+            f"<td class='mono'>{_e(f.principal or '-')}</td>"
+            f"<td class='mono addr'>{_e(f.ip or '-')}</td><td class='num'>{_fmt(f.score)}</td>"
+            f"<td>{flagged}</td></tr>"
         )
     parts.append("</tbody></table>")
 
@@ -318,6 +326,13 @@ def render_html(result: DemoResult, png: bytes) -> str:
             f"<div class='panel'><b>{_e(inv.function)}</b> <span class='muted'>({inv.seconds:.2f} s)</span>"
         )
         parts.append(_summary_table(inv.summary))
+        if inv.output:
+            lines = inv.output.splitlines()
+            parts.append(
+                f"<details><summary>printed output, {len(lines)} lines (CloudWatch Logs when deployed)</summary><pre class='log'>"
+            )
+            parts.append(_e("\n".join(lines[:200])) + ("\n..." if len(lines) > 200 else ""))
+            parts.append("</pre></details>")
         if inv.warnings:
             parts.append(f"<details><summary>{len(inv.warnings)} warnings logged</summary><ul>")
             parts += [f"<li class='mono'>{_e(w)}</li>" for w in inv.warnings[:50]]
