@@ -168,13 +168,11 @@ def upload_dataset(s3, dataset: Path, bucket: str, prefix: str) -> tuple[int, in
     return len(paths), sum(sizes)
 
 
-def read_pairs(s3, bucket: str, key: str) -> list[tuple[str, str]]:
+def read_pairs(s3, bucket: str, key: str, writer: str) -> list[tuple[str, str]]:
     try:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
     except s3.exceptions.NoSuchKey:
-        raise SecmlError(
-            f"s3://{bucket}/{key} not found: the ingest step wrote no tuples"
-        ) from None
+        raise SecmlError(f"{writer} wrote no tuples (no s3://{bucket}/{key})") from None
     return [(row[0], row[1]) for row in csv.reader(io.StringIO(body)) if len(row) >= 2]
 
 
