@@ -19,9 +19,7 @@ import pytest
 from secml.cli import main
 from secml.demo.s3server import port_is_open
 from tests.conftest import ROOT
-
-WORKSHOP = ROOT / "data" / "workshop"
-FAST = ["--epochs", "1", "--vector-dim", "16", "--no-progress"]
+from tests.demo_support import FAST, WORKSHOP, reduced_workshop_dataset
 
 
 def free_port() -> int:
@@ -32,14 +30,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def reduced_dataset(tmp_path_factory) -> Path:
-    """The workshop dataset with three days of CloudTrail instead of fourteen."""
-    out = tmp_path_factory.mktemp("dataset")
-    shutil.copytree(WORKSHOP / "guardduty", out / "guardduty")
-    shutil.copy(WORKSHOP / "truth.csv", out / "truth.csv")
-    day_dirs = sorted({p.parent for p in (WORKSHOP / "cloudtrail").rglob("*.json.gz")})
-    for day in day_dirs[:3]:
-        shutil.copytree(day, out / day.relative_to(WORKSHOP))
-    return out
+    return reduced_workshop_dataset(tmp_path_factory.mktemp("dataset"))
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,14 @@ def test_server_serves_s3_and_is_stopped_on_exit():
     assert os.environ.get("AWS_ENDPOINT_URL") != server.endpoint_url
 
 
+def test_each_server_starts_empty():
+    """moto keeps state per process; a second demo run in one process must not see the first's."""
+    with embedded_s3() as server, aws_env(server.endpoint_url):
+        boto3.client("s3").create_bucket(Bucket="demo-leftover-bucket")
+    with embedded_s3() as server, aws_env(server.endpoint_url):
+        assert boto3.client("s3").list_buckets()["Buckets"] == []
+
+
 def test_server_is_stopped_when_the_block_fails():
     with pytest.raises(RuntimeError, match="step failed"), embedded_s3() as server:
         port = server.port
@@ -66,7 +74,7 @@ def test_sigterm_stops_the_server_before_the_process_exits(tmp_path):
         port = int(proc.stdout.readline())
         assert port_is_open("127.0.0.1", port)
         proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=20)
+        out, _ = proc.communicate(timeout=60)  # generous: the test machine is shared
     finally:
         if proc.poll() is None:
             proc.kill()

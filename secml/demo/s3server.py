@@ -108,9 +108,21 @@ def embedded_s3(port: int = 0, host: str = "127.0.0.1") -> Iterator[EmbeddedS3]:
             )
         try:
             bound_host, bound_port = server.get_host_and_port()
-            yield EmbeddedS3(bound_host, bound_port)
+            embedded = EmbeddedS3(bound_host, bound_port)
+            _reset(embedded)
+            yield embedded
         finally:
             server.stop()
+
+
+def _reset(server: EmbeddedS3) -> None:
+    """moto keeps its state per process, not per server: a second run in the same process (the
+    tests) would otherwise find the first run's buckets and tuples."""
+    import urllib.request
+
+    request = urllib.request.Request(f"{server.endpoint_url}/moto-api/reset", method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        response.read()
 
 
 @contextlib.contextmanager
