@@ -105,7 +105,7 @@ def resolve_dataset(options: DemoOptions) -> Path:
     elif options.preset == "workshop":
         dataset = WORKSHOP_DATASET
     elif options.preset == "large":
-        dataset = generated_preset("large", options.seed)
+        dataset = generated_preset("large")
     else:
         raise SecmlError(f"unknown preset {options.preset!r} (workshop or large)")
     check_dataset(dataset)
@@ -128,9 +128,12 @@ def cache_dir() -> Path:
     return Path(base) / "secml" / "datasets"
 
 
-def generated_preset(preset: str, seed: int) -> Path:
-    """Generate a preset once into the cache (atomically: a crash leaves no half dataset)."""
-    target = cache_dir() / f"{preset}-seed{seed}"
+def generated_preset(preset: str) -> Path:
+    """Generate a preset (with the generator's default seed) once into the cache, atomically:
+    an interrupted generation leaves no half dataset behind."""
+    from secml.datagen.generate import DEFAULT_SEED
+
+    target = cache_dir() / f"{preset}-seed{DEFAULT_SEED}"
     if target.is_dir():
         return target
     from secml.cli import main
@@ -138,7 +141,7 @@ def generated_preset(preset: str, seed: int) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{preset}-", dir=target.parent))
     try:
-        code = main(["generate", "--preset", preset, "--out", str(staging), "--seed", str(seed)])
+        code = main(["generate", "--preset", preset, "--out", str(staging)])
         if code:
             raise SecmlError(f"generating the {preset} preset failed (exit {code})")
         staging.rename(target)
