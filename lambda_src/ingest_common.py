@@ -221,12 +221,12 @@ def _iter_s3(uri: str, summary: Summary) -> Iterator[tuple[str, bytes]]:
             name = f"s3://{bucket}/{key}"
             reason = skip_reason_for_key(key) or ("empty-file" if obj.get("Size") == 0 else None)
             if reason:
-                _skip_file(summary, name, reason)
+                skip_file(summary, name, reason)
                 continue
             try:
                 body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
             except ClientError as exc:
-                _skip_file(summary, name, "read-error", exc.response["Error"].get("Code"))
+                skip_file(summary, name, "read-error", exc.response["Error"].get("Code"))
                 continue
             yield name, body
 
@@ -243,30 +243,54 @@ def _iter_local(path: Path, summary: Summary) -> Iterator[tuple[str, bytes]]:
         rel = p.relative_to(path).as_posix() if path.is_dir() else p.name
         reason = skip_reason_for_key(rel) or ("empty-file" if p.stat().st_size == 0 else None)
         if reason:
-            _skip_file(summary, name, reason)
+            skip_file(summary, name, reason)
             continue
         yield name, p.read_bytes()
 
 
-def _skip_file(summary: Summary, name: str, reason: str, detail: object = None) -> None:
+def skip_file(summary: Summary, name: str, reason: str, detail: object = None) -> None:
     summary.files_skipped[reason] += 1
     LOG.warning("skipped file %s: %s%s", name, reason, f" ({detail})" if detail else "")
 
 
-def decode(name: str, blob: bytes, summary: Summary, parse: Callable[[bytes], object]):
-    """Decompress (gzip by content, not by name) and parse a whole file; None if it fails."""
+def gunzip(blob: bytes) -> bytes:
+    """gzip.decompress in one pass (zlib checks the CRC and length); several members too."""
+    d = zlib.decompressobj(wbits=31)
+    data = d.decompress(blob)
+    if not d.eof:
+        raise EOFError("compressed file ended before the end-of-stream marker was reached")
+    if d.unused_data:  # more than one gzip member (concatenated files): the general path
+        return gzip.decompress(blob)
+    return data
+
+
+def decompress(name: str, blob: bytes, summary: Summary) -> bytes | None:
+    """The file's bytes, gunzipped if gzip (by content, not by name); None if that fails.
+
+    gzip checks the CRC and length of the whole member: a truncated or corrupt file fails here.
+    """
     try:
-        data = gzip.decompress(blob) if blob[:2] == b"\x1f\x8b" else blob
+        data = gunzip(blob) if blob[:2] == b"\x1f\x8b" else blob
     except (EOFError, OSError, zlib.error) as exc:
-        _skip_file(summary, name, "bad-gzip", exc)
+        skip_file(summary, name, "bad-gzip", exc)
         return None
     if not data.strip():
-        _skip_file(summary, name, "empty-file")
+        skip_file(summary, name, "empty-file")
         return None
+    return data
+
+
+def decode(name: str, blob: bytes, summary: Summary, parse: Callable[[bytes], object]):
+    """Decompress and parse a whole file; None if either fails."""
+    data = decompress(name, blob, summary)
+    return None if data is None else parse_file(name, data, summary, parse)
+
+
+def parse_file(name: str, data: bytes, summary: Summary, parse: Callable[[bytes], object]):
     try:
         return parse(data)
     except ValueError as exc:  # JSONDecodeError, orjson.JSONDecodeError, UnicodeDecodeError
-        _skip_file(summary, name, "not-json", str(exc)[:120])
+        skip_file(summary, name, "not-json", str(exc)[:120])
         return None
 
 

@@ -51,7 +51,12 @@ def print_full_finding(finding: dict) -> None:
 def print_short_finding(finding: dict) -> None:
     """One line per finding: type, severity, who, from where."""
     key = _get(_get(finding, "Resource"), "AccessKeyDetails")
-    addresses = [ip for ip, _ in _remote_addresses(finding, ipv4_only=False)]
+    addresses = dict.fromkeys(
+        str(_get(details, field))
+        for details in _remote_ip_details(finding)
+        for field in ("IpAddressV4", "IpAddressV6")
+        if _get(details, field) is not None
+    )
     print(
         f"{_get(finding, 'UpdatedAt')} {_get(finding, 'Type')} "
         f"severity={_get(finding, 'Severity')} principal={_get(key, 'PrincipalId')} "
@@ -178,7 +183,7 @@ def read_finding_files(sources: list[str], summary: common.Summary) -> Iterator[
             continue
         findings = findings_in(document)
         if not findings:
-            common._skip_file(summary, name, "no-findings")
+            common.skip_file(summary, name, "no-findings")
             continue
         summary.files_read += 1
         yield name, findings
@@ -240,7 +245,7 @@ def handler(event, context):
         output.discard()
         raise
     if summary.output is None:
-        LOG.warning("no tuples written (has the TODO in handler() been done?)")
+        LOG.warning("no tuples written: exercise step not done yet, or no usable input")
     result = summary.as_dict()
     result["findings"] = summary.records
     LOG.info("guardduty ingest done: %s", result)

@@ -47,6 +47,8 @@ class Summary:
 
 
 def generate(preset: Preset, out: Path, seed: int = DEFAULT_SEED, progress=None) -> Summary:
+    if preset.days < 7:
+        raise ValueError("a preset needs at least a week (weekdays, weekends, the attacks)")
     rng = np.random.default_rng(seed)
     world = m.build_world(rng, days=preset.days, start=preset.start, teams=preset.teams)
     catalog.finalize(world.account_id, world.detector_id)

@@ -125,6 +125,7 @@ def plant(world: World, rng: np.random.Generator) -> tuple[Planted, list[Finding
         return ips.index(ips.networks[network], k)
 
     def burst(actor, day, hour, keys, ip, ua_idx, spacing_s=90.0):
+        day = min(day, days - 1)
         times = []
         t0 = _t(world, day, hour)
         for j, key in enumerate(keys):
@@ -309,6 +310,7 @@ def plant(world: World, rng: np.random.Generator) -> tuple[Planted, list[Finding
 
     # ---- benign findings: an address the principal used that same day ----------------------
     def usual(actor: int, day: int, kind: str) -> int:
+        day = min(day, days - 1)
         a = actors[actor]
         if a.fixed_nets:
             start, span, _ = a.fixed_nets[0]
@@ -327,6 +329,7 @@ def plant(world: World, rng: np.random.Generator) -> tuple[Planted, list[Finding
         raise ValueError(kind)
 
     def workday(after: int = 0) -> int:
+        after = min(after, days - 1)
         for d in range(after, days):
             if (
                 int((world.start + np.timedelta64(d, "D")).astype("datetime64[D]").astype(int) + 3)

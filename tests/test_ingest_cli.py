@@ -1,0 +1,172 @@
+"""`python -m secml tuples ...`: the Lambdas' code on files, folders and S3, clear errors."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from lambda_src.staging import render, stage_function
+from secml.cli import main
+from tests.ingest_support import aws, ct_key, log_bytes, record
+
+WORKSHOP = Path(__file__).resolve().parents[1] / "data" / "workshop"
+
+
+def test_cloudtrail_folder_of_the_workshop_preset(tmp_path, capsys):
+    out = tmp_path / "ct.csv"
+    assert main(["tuples", "cloudtrail", str(WORKSHOP / "cloudtrail"), "--out", str(out)]) == 0
+    lines = out.read_text().splitlines()
+    assert len(lines) > 30_000 and all(line.count(",") == 1 for line in lines)
+    assert not any("amazonaws.com" in line or "AWS Internal" in line for line in lines)
+    captured = capsys.readouterr()
+    assert "digest-file 28" in captured.err and f"-> {out}" in captured.out
+    assert not list(tmp_path.glob(".tuples-*"))  # the spool file was renamed into place
+
+
+def test_guardduty_file_and_s3_source(monkeypatch, tmp_path):
+    out = tmp_path / "gd.csv"
+    assert (
+        main(
+            [
+                "tuples",
+                "guardduty",
+                str(WORKSHOP / "guardduty" / "findings.json"),
+                "--out",
+                str(out),
+                "--ipv4-only",
+            ]
+        )
+        == 0
+    )
+    local = out.read_text()
+    with aws(monkeypatch) as s3:
+        s3.put_object(
+            Bucket="data-bucket",
+            Key="guardduty/findings.json",
+            Body=(WORKSHOP / "guardduty" / "findings.json").read_bytes(),
+        )
+        s3_out = tmp_path / "gd-s3.csv"
+        assert (
+            main(
+                [
+                    "tuples",
+                    "guardduty",
+                    "s3://data-bucket/guardduty/",
+                    "--out",
+                    str(s3_out),
+                    "--ipv4-only",
+                ]
+            )
+            == 0
+        )
+    assert s3_out.read_text() == local and ":" not in local.replace(",", "")
+
+
+def test_cloudtrail_s3_uri_matches_local(monkeypatch, tmp_path):
+    logs = [log_bytes([record(f"AIDA{n}", f"198.51.100.{n}")]) for n in range(1, 4)]
+    for n, blob in enumerate(logs):
+        (tmp_path / f"{n}.json.gz").write_bytes(blob)
+    assert main(["tuples", "cloudtrail", str(tmp_path), "--out", str(tmp_path / "a.csv")]) == 0
+    with aws(monkeypatch) as s3:
+        for n, blob in enumerate(logs):
+            s3.put_object(Bucket="data-bucket", Key=ct_key(n), Body=blob)
+        assert (
+            main(
+                [
+                    "tuples",
+                    "cloudtrail",
+                    "s3://data-bucket/AWSLogs",
+                    "--out",
+                    str(tmp_path / "b.csv"),
+                    "--json",
+                ]
+            )
+            == 0
+        )
+    assert (tmp_path / "a.csv").read_text() == (tmp_path / "b.csv").read_text()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["tuples", "cloudtrail", "/no/such/dir", "--out", "x.csv"], "no such file or folder"),
+        (["tuples", "guardduty", "s3://", "--out", "x.csv"], "not an S3 URI"),
+    ],
+)
+def test_user_errors_are_one_line_and_exit_2(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_missing_bucket_is_one_line(monkeypatch, tmp_path, capsys):
+    with aws(monkeypatch):
+        assert (
+            main(
+                [
+                    "tuples",
+                    "cloudtrail",
+                    "s3://no-such-bucket-here/x",
+                    "--out",
+                    str(tmp_path / "o.csv"),
+                ]
+            )
+            == 2
+        )
+    assert "NoSuchBucket" in capsys.readouterr().err
+    assert not (tmp_path / "o.csv").exists() and not list(tmp_path.iterdir())
+
+
+def test_unreadable_everything_writes_nothing(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "bad.json.gz").write_bytes(gzip.compress(b"{")[:-4])
+    out = tmp_path / "out.csv"
+    assert main(["tuples", "cloudtrail", str(tmp_path / "in"), "--out", str(out)]) == 0
+    assert not out.exists()
+
+
+# ---- staging ---------------------------------------------------------------------------------
+
+
+def test_staging_is_deterministic_and_complete(tmp_path):
+    for name in ("cloudtrail_ingest", "guardduty_ingest"):
+        for solutions in (False, True):
+            a = stage_function(name, solutions=solutions, out_dir=tmp_path / "a")
+            b = stage_function(name, solutions=solutions, out_dir=tmp_path / "b")
+            assert a.name == f"{name}-{'solution' if solutions else 'exercise'}"
+            files = sorted(p.name for p in a.iterdir())
+            assert files == ["index.py", "ingest_common.py"]
+            for f in files:
+                assert (a / f).read_bytes() == (b / f).read_bytes()
+            text = (a / "index.py").read_text()
+            assert "# EXERCISE" not in text
+            compile(text, str(a / "index.py"), "exec")
+
+
+def test_render_markers():
+    src = (
+        "x = 1\n"
+        "    a = f(1)  # EXERCISE\n"
+        "    if a:  # EXERCISE\n"
+        "        g(a)  # EXERCISE\n"
+        "    short(x)  # EXERCISE: full(x)\n"
+    )
+    assert (
+        render(src, solutions=True)
+        == "x = 1\n    a = f(1)\n    if a:\n        g(a)\n    short(x)\n"
+    )
+    assert render(src, solutions=False) == (
+        "x = 1\n    # a = f(1)\n    # if a:\n    #     g(a)\n    full(x)\n"
+    )
+
+
+def test_summary_is_json_serialisable(tmp_path, capsys):
+    out = tmp_path / "o.csv"
+    main(["tuples", "guardduty", str(WORKSHOP / "guardduty"), "--out", str(out), "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    assert {"files_read", "records", "tuples_written", "skipped", "files_skipped", "output"} <= set(
+        summary
+    )

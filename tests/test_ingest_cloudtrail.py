@@ -1,0 +1,305 @@
+"""CloudTrail ingest Lambda: against moto, with every kind of bad input, both deploy modes."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from lambda_src import ingest_common
+from lambda_src.cloudtrail_ingest import index
+from tests.ingest_support import (
+    ACCOUNT,
+    aws,
+    ct_key,
+    keys,
+    load_staged,
+    log_bytes,
+    read_output,
+    record,
+    uncomment_after_todo,
+)
+
+WORKSHOP = Path(__file__).resolve().parents[1] / "data" / "workshop" / "cloudtrail"
+
+SERVICE = {"type": "AWSService", "invokedBy": "ec2.amazonaws.com"}
+ROLE = {
+    "type": "AssumedRole",
+    "principalId": "AROAEXAMPLEROLE00001:i-0abc",
+    "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/web/i-0abc",
+    "accountId": ACCOUNT,
+    "accessKeyId": "ASIAEXAMPLE000000001",
+    "sessionContext": {"sessionIssuer": {"type": "Role", "principalId": "AROAEXAMPLEROLE00001"}},
+}
+
+
+def messy_bucket(s3) -> None:
+    """One of everything real buckets contain."""
+    put = s3.put_object
+    good = [
+        record("AIDAUSER1", "203.0.113.10"),
+        record("AIDAUSER1", "203.0.113.10"),  # duplicates are kept: one line per event
+        record(identity=ROLE, ip="52.34.1.2"),
+        record("AIDAUSER2", "2001:DB8:0:0:0:0:0:1"),  # IPv6, not canonical as written
+        record(identity=SERVICE, ip="ec2.amazonaws.com"),
+        record("AIDAUSER1", "AWS Internal"),
+        record("AIDAUSER1", "cloudformation.amazonaws.com"),
+        record("AIDAUSER1", "my-host.corp.example"),
+        record("AIDAUSER1", None),  # sourceIPAddress: null
+        record(identity={"type": "IAMUser", "arn": "arn:aws:iam::1:user/x"}),  # no principalId
+    ]
+    missing_ip = record("AIDAUSER3")
+    del missing_ip["sourceIPAddress"]
+    no_identity = record("AIDAUSER3")
+    del no_identity["userIdentity"]
+    insight = {
+        "eventVersion": "1.07",
+        "eventTime": "2025-06-02T10:00:00Z",
+        "awsRegion": "us-west-2",
+        "eventID": "x",
+        "eventType": "AwsCloudTrailInsight",
+        "recipientAccountId": ACCOUNT,
+        "sharedEventID": "y",
+        "insightDetails": {"state": "Start", "eventName": "RunInstances"},
+        "eventCategory": "Insight",
+    }
+    put(Bucket="data-bucket", Key=ct_key(1), Body=log_bytes(good + [missing_ip, no_identity]))
+    put(Bucket="data-bucket", Key=ct_key(2), Body=log_bytes([insight]))
+    # Pretty-printed (not CloudTrail's layout): parsed whole, same answer.
+    put(
+        Bucket="data-bucket",
+        Key=ct_key(3),
+        Body=log_bytes([record("AIDAUSER4", "198.51.100.7")], compact=False),
+    )
+    # Uncompressed JSON is read too.
+    put(
+        Bucket="data-bucket",
+        Key=ct_key(4).removesuffix(".gz"),
+        Body=log_bytes([record("AIDAUSER5", "198.51.100.8")], compress=False),
+    )
+    # A truncated gzip whose first part holds good records: contributes nothing.
+    whole = log_bytes([record("AIDATRUNCATED", "192.0.2.1")] * 200)
+    put(Bucket="data-bucket", Key=ct_key(5), Body=whole[: len(whole) // 2])
+    # Gzipped but not JSON, and JSON cut off part-way inside a valid gzip.
+    put(Bucket="data-bucket", Key=ct_key(6), Body=gzip.compress(b"<html>503 Slow Down</html>"))
+    cut = json.dumps({"Records": [record("AIDACUT", "192.0.2.2")] * 3}, separators=(",", ":"))
+    put(Bucket="data-bucket", Key=ct_key(7), Body=gzip.compress(cut[:-40].encode()))
+    # Empty delivery, zero-byte object, digest file, AWS Config's check file, folder marker.
+    put(Bucket="data-bucket", Key=ct_key(8), Body=log_bytes([]))
+    put(Bucket="data-bucket", Key=ct_key(9), Body=b"")
+    put(
+        Bucket="data-bucket",
+        Key=f"AWSLogs/{ACCOUNT}/CloudTrail-Digest/us-west-2/2025/06/02/"
+        f"{ACCOUNT}_CloudTrail-Digest_us-west-2_trail_us-west-2_20250602T100000Z.json.gz",
+        Body=gzip.compress(json.dumps({"awsAccountId": ACCOUNT, "logFiles": []}).encode()),
+    )
+    put(Bucket="data-bucket", Key=f"AWSLogs/{ACCOUNT}/ConfigWritabilityCheckFile", Body=b"check")
+    put(Bucket="data-bucket", Key=f"AWSLogs/{ACCOUNT}/CloudTrail/", Body=b"")
+    # A JSON document that is not a CloudTrail log.
+    put(Bucket="data-bucket", Key=ct_key(10), Body=gzip.compress(b'{"hello": "world"}'))
+
+
+EXPECTED = [
+    ("AIDAUSER1", "203.0.113.10"),
+    ("AIDAUSER1", "203.0.113.10"),
+    ("AROAEXAMPLEROLE00001", "52.34.1.2"),
+    ("AIDAUSER2", "2001:db8::1"),
+    ("AIDAUSER4", "198.51.100.7"),
+    ("AIDAUSER5", "198.51.100.8"),
+]
+
+
+def test_solution_handler_skips_counts_and_carries_on(monkeypatch, capsys):
+    with aws(monkeypatch) as s3:
+        messy_bucket(s3)
+        result = index.handler({}, None)
+        assert sorted(read_output(s3)) == sorted(EXPECTED)
+    assert result["output"] == "s3://tuples-bucket/train/cloudtrail_tuples.csv"
+    assert result["tuples_written"] == len(EXPECTED)
+    assert result["files_read"] == 4  # the good file, the Insight file, pretty, uncompressed
+    assert result["records"] == 12 + 1 + 1 + 1
+    assert result["skipped"] == {
+        "aws-internal": 1,
+        "aws-service-address": 1,
+        "aws-service-principal": 1,
+        "hostname": 1,
+        "insight-event": 1,
+        "no-principal-id": 1,
+        "no-source-ip": 2,
+        "no-user-identity": 1,
+    }
+    assert result["files_skipped"] == {
+        "bad-gzip": 1,
+        "config-writability-check": 1,
+        "digest-file": 1,
+        "empty-file": 1,
+        "folder-marker": 1,
+        "no-records": 1,
+        "not-a-cloudtrail-log": 1,
+        "not-json": 2,
+    }
+    assert "AIDATRUNCATED" not in capsys.readouterr().out.replace("principal=", "")
+
+
+def test_ipv4_only_drops_ipv6_and_counts_it(monkeypatch):
+    with aws(monkeypatch) as s3:
+        messy_bucket(s3)
+        monkeypatch.setenv("IPV4_ONLY", "true")
+        result = index.handler({}, None)
+        assert ("AIDAUSER2", "2001:db8::1") not in read_output(s3)
+    assert result["skipped"]["ipv6-excluded"] == 1
+
+
+def test_reads_every_object_of_a_prefix_past_1000(monkeypatch):
+    """The original read only the first 1,000 keys. Here 1,000 digest files sort first (they
+    are skipped by name, so no GET each) and the logs come after them, on the second page."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+
+    with aws(monkeypatch, prefix="AWSLogs/") as s3:
+        backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]  # moto's own store: fast setup
+        for n in range(1000):
+            backend.put_object(
+                "data-bucket",
+                f"AWSLogs/{ACCOUNT}/CloudTrail-Digest/us-west-2/"
+                f"2025/06/02/{ACCOUNT}_CloudTrail-Digest_{n:06d}.json.gz",
+                b"{}",
+            )
+        for n in range(6):
+            s3.put_object(
+                Bucket="data-bucket",
+                Key=ct_key(n),
+                Body=log_bytes([record(f"AIDAU{n}", f"198.51.100.{n + 1}")] * 2),
+            )
+        s3.put_object(
+            Bucket="data-bucket", Key="elsewhere/" + ct_key(1), Body=log_bytes([record()])
+        )
+        result = index.handler({}, None)
+        assert sorted(set(read_output(s3))) == [
+            (f"AIDAU{n}", f"198.51.100.{n + 1}") for n in range(6)
+        ]
+    assert result["files_read"] == 6 and result["tuples_written"] == 12
+    assert result["files_skipped"] == {"digest-file": 1000}
+
+
+def test_a_failed_run_leaves_no_output_behind(monkeypatch):
+    with aws(monkeypatch) as s3:
+        for n in range(3):
+            s3.put_object(Bucket="data-bucket", Key=ct_key(n), Body=log_bytes([record()]))
+        calls, real = [], index.get_tuples
+
+        def failing(log, **kw):
+            calls.append(log.name)
+            if len(calls) == 2:
+                raise RuntimeError("Lambda ran out of time")
+            return real(log, **kw)
+
+        monkeypatch.setattr(index, "get_tuples", failing)
+        with pytest.raises(RuntimeError):
+            index.handler({}, None)
+        assert keys(s3) == []
+
+
+def test_missing_configuration_is_a_clear_error(monkeypatch):
+    with aws(monkeypatch):
+        monkeypatch.delenv("INPUT_BUCKET")
+        with pytest.raises(ValueError, match="INPUT_BUCKET"):
+            index.handler({}, None)
+
+
+@pytest.mark.parametrize(
+    "name", sorted(p.name for p in WORKSHOP.rglob("*.json.gz") if "Digest" not in str(p))[:40:8]
+)
+def test_scan_gives_exactly_what_parsing_gives(name):
+    """The fast scan and get_tuple() on fully parsed records agree, tuple for tuple."""
+    path = next(WORKSHOP.rglob(name))
+    data = gzip.decompress(path.read_bytes())
+    fast, slow = Counter(), Counter()
+    scanned = index.CloudTrailLog(name, index._scan(data))
+    parsed = index.CloudTrailLog(name, json.loads(data)["Records"])
+    assert all(type(item) is tuple for item in scanned.items)  # the scan took every record
+    for ipv4_only in (False, True):
+        assert index.get_tuples(scanned, ipv4_only=ipv4_only, skipped=fast) == index.get_tuples(
+            parsed, ipv4_only=ipv4_only, skipped=slow
+        )
+    assert fast == slow
+
+
+def test_scan_falls_back_record_by_record_and_file_by_file():
+    odd = record("AIDAODD", "192.0.2.9")
+    odd["userIdentity"] = {"principalId": "AIDAODD", "type": "IAMUser"}  # keys in another order
+    escaped = record("AIDA\\u0041ESC", "192.0.2.10")
+    data = json.dumps({"Records": [record(), odd, escaped]}, separators=(",", ":")).encode()
+    items = index._scan(data)
+    assert [type(i) for i in items] == [tuple, dict, dict]
+    assert [t for i in items for t in [index.get_tuples(index.CloudTrailLog("x", [i]))]] == [
+        [("AIDAEXAMPLEUSER00001", "203.0.113.10")],
+        [("AIDAODD", "192.0.2.9")],
+        [("AIDA\\u0041ESC", "192.0.2.10")],
+    ]
+    assert index._scan(data[:-2] + b" ]}") is None  # not CloudTrail's layout: parse whole
+
+
+def test_get_tuple_is_pure_and_total():
+    assert index.get_tuple(record(identity=ROLE, ip="52.34.1.2")) == (
+        "AROAEXAMPLEROLE00001",
+        "52.34.1.2",
+    )
+    assert index.get_tuple(record(ip="::FFFF:198.51.100.1")) == (
+        "AIDAEXAMPLEUSER00001",
+        "198.51.100.1",
+    )
+    for bad in (
+        None,
+        [],
+        "text",
+        {},
+        record(identity="nope"),
+        record("a,b", "192.0.2.1"),
+        record(ip=12345),
+        record(ip="fe80::1%eth0"),
+    ):
+        assert index.get_tuple(bad) is None
+
+
+# ---- exercise mode and the attendee's edit --------------------------------------------------
+
+
+def test_exercise_mode_prints_records_and_writes_no_tuples(monkeypatch, tmp_path, capsys):
+    exercise = load_staged("cloudtrail_ingest", solutions=False, out_dir=tmp_path)
+    with aws(monkeypatch) as s3:
+        messy_bucket(s3)
+        result = exercise.handler({}, None)
+        assert keys(s3) == []
+    out = capsys.readouterr().out
+    assert "DescribeInstances principal=AIDAUSER1 ip=203.0.113.10" in out
+    assert result["tuples_written"] == 0 and result["output"] is None
+    assert result["records"] == 15
+
+
+def test_the_documented_edit_turns_the_exercise_into_the_solution(monkeypatch, tmp_path):
+    edited = load_staged(
+        "cloudtrail_ingest",
+        solutions=False,
+        out_dir=tmp_path,
+        edit=lambda text: uncomment_after_todo(text, "TODO (exercise 2.1, step 5)"),
+    )
+    with aws(monkeypatch) as s3:
+        messy_bucket(s3)
+        edited.handler({}, None)
+        attendee = read_output(s3)
+        s3.delete_object(Bucket="tuples-bucket", Key="train/cloudtrail_tuples.csv")
+        index.handler({}, None)
+        assert attendee == read_output(s3)
+    assert sorted(attendee) == sorted(EXPECTED)
+
+
+def test_staged_solution_runs_as_deployed(monkeypatch, tmp_path):
+    solution = load_staged("cloudtrail_ingest", solutions=True, out_dir=tmp_path)
+    with aws(monkeypatch) as s3:
+        messy_bucket(s3)
+        assert solution.handler({}, None)["tuples_written"] == len(EXPECTED)
+    assert ingest_common is not solution.ingest_common  # the staged copy, not the source
