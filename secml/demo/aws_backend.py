@@ -115,14 +115,16 @@ def run_aws(options: DemoOptions, on_step=None, on_info=None) -> DemoResult:
 
         s3 = session.client("s3")
         data_bucket = envs["GuardDutyIngest"]["INPUT_BUCKET"]
-        read_back(
-            result,
-            s3,
-            envs["CloudTrailIngest"],
-            envs["GuardDutyIngest"],
-            truth_location=(data_bucket, "truth.csv"),
-            buckets=deployed.buckets,
-        )
+        with timer.step("Read tuples and findings") as step:
+            data = read_back(
+                result,
+                s3,
+                envs["CloudTrailIngest"],
+                envs["GuardDutyIngest"],
+                truth_location=(data_bucket, "truth.csv"),
+                buckets=deployed.buckets,
+            )
+            step.detail = data.describe()
         result.dataset = f"s3://{data_bucket}/"
     except NoCredentialsError:
         raise SecmlError(
@@ -135,5 +137,5 @@ def run_aws(options: DemoOptions, on_step=None, on_info=None) -> DemoResult:
         ) from None
     except BotoCoreError as exc:
         raise SecmlError(f"AWS: {exc}") from None
-    train_and_analyse(result, timer)
+    train_and_analyse(result, timer, data)
     return result

@@ -76,7 +76,6 @@ class DemoResult:
     detection_findings: analysis.Detection | None = None
     detection_vs_holdout: analysis.Detection | None = None
     report_path: Path | None = None
-    _read: object = None  # what read_back found in S3, for train_and_analyse
 
     @property
     def total_seconds(self) -> float:
@@ -265,33 +264,43 @@ def run_local(options: DemoOptions, on_step=None, on_info=None) -> DemoResult:
                 for i in result.invocations
             )
 
-        read_back(
-            result,
-            s3,
-            plan.functions["CloudTrailIngest"].environment,
-            plan.functions["GuardDutyIngest"].environment,
-            truth_location=(plan.dataset_bucket, plan.dataset_prefix + "truth.csv"),
-            buckets=sorted(plan.buckets.values()),
-        )
-    train_and_analyse(result, timer)
+        with timer.step("Read tuples and findings") as step:
+            data = read_back(
+                result,
+                s3,
+                plan.functions["CloudTrailIngest"].environment,
+                plan.functions["GuardDutyIngest"].environment,
+                truth_location=(plan.dataset_bucket, plan.dataset_prefix + "truth.csv"),
+                buckets=sorted(plan.buckets.values()),
+            )
+            step.detail = data.describe()
+    train_and_analyse(result, timer, data)
     return result
 
 
 @dataclass
-class _ReadBack:
+class ReadBack:
+    """What the ingest step left in S3, as the notebook reads it."""
+
     all_train: list
     guardduty_pairs: list
     findings_raw: list
     truth: dict
     ipv4_only: bool
 
+    def describe(self) -> str:
+        return (
+            f"{len(self.all_train)} training tuples, {len(self.guardduty_pairs)} GuardDuty "
+            f"tuples, {len(self.findings_raw)} findings, {len(self.truth)} labels"
+        )
 
-def read_back(result: DemoResult, s3, ct_env, gd_env, truth_location, buckets) -> None:
+
+def read_back(result: DemoResult, s3, ct_env, gd_env, truth_location, buckets) -> ReadBack:
     """What the notebook reads from S3 once the Lambdas ran: tuples, findings and labels."""
     all_train = read_pairs(s3, ct_env["OUTPUT_BUCKET"], ct_env["OUTPUT_KEY"], "CloudTrailIngest")
     if not all_train:
         raise SecmlError("CloudTrailIngest wrote no training tuples; nothing to train on")
-    result._read = _ReadBack(
+    data = ReadBack(
         all_train=all_train,
         guardduty_pairs=read_pairs(
             s3, gd_env["OUTPUT_BUCKET"], gd_env["OUTPUT_KEY"], "GuardDutyIngest"
@@ -301,10 +310,11 @@ def read_back(result: DemoResult, s3, ct_env, gd_env, truth_location, buckets) -
         ipv4_only=gd_env.get("IPV4_ONLY", "false").lower() == "true",
     )
     result.bucket_contents = list_buckets(s3, buckets)
+    return data
 
 
-def train_and_analyse(result: DemoResult, timer: StepTimer) -> None:
-    options, data = result.options, result._read
+def train_and_analyse(result: DemoResult, timer: StepTimer, data: ReadBack) -> None:
+    options = result.options
     train_pairs, holdout_pairs = analysis.split_holdout(
         data.all_train, options.holdout_fraction, options.seed
     )
