@@ -33,7 +33,7 @@ class Preset:
 
 PRESETS = {
     "workshop": Preset("workshop", days=14, teams=1, file_minutes=60, compresslevel=9),
-    "large": Preset("large", days=14, teams=140, file_minutes=5, compresslevel=1),
+    "large": Preset("large", days=14, teams=220, file_minutes=5, compresslevel=1),
 }
 DEFAULT_SEED = 20250602
 
