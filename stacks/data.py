@@ -37,8 +37,8 @@ def _workshop_bucket(scope: Construct, construct_id: str) -> s3.Bucket:
         block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
         enforce_ssl=True,
         versioned=False,
+        # Emptied on delete by the Cleanup construct, not auto_delete_objects (see cleanup.py).
         removal_policy=cdk.RemovalPolicy.DESTROY,
-        auto_delete_objects=True,
     )
     acknowledge(bucket, "AwsSolutions-S1", _NO_ACCESS_LOGS)
     return bucket

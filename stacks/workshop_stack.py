@@ -5,6 +5,7 @@ from __future__ import annotations
 import aws_cdk as cdk
 from constructs import Construct
 
+from stacks.cleanup import Cleanup
 from stacks.data import Data
 from stacks.guardduty import GuardDuty
 from stacks.ingest import Ingest
@@ -46,6 +47,16 @@ class WorkshopStack(cdk.Stack):
             instance_type=notebook_instance_type,
             idle_minutes=notebook_idle_minutes,
         )
+
+        self.cleanup = Cleanup(
+            self,
+            "Cleanup",
+            buckets=[self.data.data_bucket, self.data.tuples_bucket],
+            notebook_role=self.notebook.role,
+            tag_key=STACK_TAG,
+        )
+        # The notebook goes first on delete, so nothing new appears while the cleanup runs.
+        self.cleanup.must_outlive(self.notebook.instance)
 
         outputs = {
             "NotebookInstanceName": self.notebook.instance_name,

@@ -53,13 +53,11 @@ def test_both_buckets_refuse_requests_without_tls(synthesized, bucket_ids):
     assert denied == set(bucket_ids)
 
 
-def test_both_buckets_are_emptied_before_deletion(synthesized, bucket_ids):
+def test_both_buckets_are_emptied_by_the_cleanup_before_deletion(synthesized, bucket_ids):
     _, template = synthesized
-    emptied = {
-        r["Properties"]["BucketName"]["Ref"]
-        for r in resources(template, "Custom::S3AutoDeleteObjects").values()
-    }
-    assert emptied == set(bucket_ids)
+    (cleanup,) = resources(template, "Custom::WorkshopCleanup").values()
+    assert cleanup["Properties"]["Buckets"] == [{"Ref": bucket_id} for bucket_id in bucket_ids]
+    assert set(bucket_ids) <= set(cleanup["DependsOn"])
 
 
 def test_dataset_is_deployed_to_the_data_bucket_root(synthesized, bucket_ids):

@@ -1,0 +1,182 @@
+"""Cleanup: on `cdk destroy`, remove what the notebook created outside CloudFormation.
+
+Also empties both workshop buckets (instead of aws-cdk-lib's auto_delete_objects, whose
+provider function cannot be given a log group and so would leave /aws/lambda/... behind).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from aws_cdk import custom_resources as cr
+from constructs import Construct
+
+from stacks.functions import lambda_role, log_group, python_function, source_code
+from stacks.nag import acknowledge, arn_ref
+
+# Fallback for untagged SageMaker resources: this name prefix AND the notebook's role.
+NAME_PREFIX = "secml-"
+# Kinds the cleanup identifies by tag only: deleting them is allowed only when tagged.
+TAG_ONLY_TYPES = ("endpoint", "endpoint-config", "transform-job")
+ROLE_RECORDING_TYPES = ("training-job", "hyper-parameter-tuning-job", "model")
+
+
+class Cleanup(Construct):
+    """Custom resource whose delete runs lambda_src/cleanup (see its docstring)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        buckets: Sequence[s3.IBucket],
+        notebook_role: iam.IRole,
+        tag_key: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = cdk.Stack.of(self)
+        self.handler = python_function(
+            self,
+            "Handler",
+            code=source_code("cleanup"),
+            handler="index.on_event",
+            description="Workshop: on stack delete, removes the notebook's SageMaker leftovers",
+            memory_size=512,
+            timeout=cdk.Duration.minutes(15),
+        )
+        self._grant(stack, buckets, tag_key)
+
+        framework_logs = log_group(self, "ProviderLogs")
+        provider_role = lambda_role(self, "ProviderRole", framework_logs)
+        provider = cr.Provider(
+            self,
+            "Provider",
+            on_event_handler=self.handler,
+            log_group=framework_logs,
+            framework_on_event_role=provider_role,
+        )
+        acknowledge(
+            provider_role,
+            f"AwsSolutions-IAM5[Resource::{arn_ref(self.handler)}:*]",
+            "Written by aws-cdk-lib's Provider: the framework may invoke any version or alias "
+            "of the one handler function.",
+        )
+        self.resource = cdk.CustomResource(
+            self,
+            "Resource",
+            service_token=provider.service_token,
+            resource_type="Custom::WorkshopCleanup",
+            properties={
+                "StackName": stack.stack_name,
+                "TagKey": tag_key,
+                "NamePrefix": NAME_PREFIX,
+                "NotebookRoleArn": notebook_role.role_arn,
+                "Buckets": [bucket.bucket_name for bucket in buckets],
+            },
+        )
+        # Deleted before the buckets and the role it empties and judges by (the references
+        # imply this already; explicit, because it is the point of the construct).
+        for bucket in buckets:
+            self.resource.node.add_dependency(bucket)
+        self.resource.node.add_dependency(notebook_role)
+
+    def must_outlive(self, *constructs: Construct) -> None:
+        """Delete these before the cleanup runs (they depend on it), e.g. the notebook."""
+        for construct in constructs:
+            construct.node.add_dependency(self.resource)
+
+    def _grant(self, stack: cdk.Stack, buckets: Sequence[s3.IBucket], tag_key: str) -> None:
+        def arn(resource_type: str) -> str:
+            return stack.format_arn(service="sagemaker", resource=resource_type, resource_name="*")
+
+        policy = [
+            iam.PolicyStatement(
+                # List calls take no resource ARN.
+                actions=[
+                    "sagemaker:ListTrainingJobs",
+                    "sagemaker:ListHyperParameterTuningJobs",
+                    "sagemaker:ListTransformJobs",
+                    "sagemaker:ListEndpoints",
+                    "sagemaker:ListEndpointConfigs",
+                    "sagemaker:ListModels",
+                ],
+                resources=["*"],
+            ),
+            iam.PolicyStatement(
+                actions=[
+                    "sagemaker:ListTags",
+                    "sagemaker:DescribeTrainingJob",
+                    "sagemaker:DescribeHyperParameterTuningJob",
+                    "sagemaker:DescribeModel",
+                    "sagemaker:StopTrainingJob",
+                    "sagemaker:StopHyperParameterTuningJob",
+                    "sagemaker:DeleteModel",
+                ],
+                resources=[arn(t) for t in (*ROLE_RECORDING_TYPES, *TAG_ONLY_TYPES)],
+            ),
+            iam.PolicyStatement(
+                # Endpoints, their configs and transform jobs are the stack's only if tagged.
+                actions=[
+                    "sagemaker:DeleteEndpoint",
+                    "sagemaker:DeleteEndpointConfig",
+                    "sagemaker:StopTransformJob",
+                ],
+                resources=[arn(t) for t in TAG_ONLY_TYPES],
+                conditions={"StringEquals": {f"aws:ResourceTag/{tag_key}": stack.stack_name}},
+            ),
+            iam.PolicyStatement(
+                actions=["logs:DescribeLogStreams", "logs:DeleteLogStream", "logs:DeleteLogGroup"],
+                resources=[
+                    stack.format_arn(
+                        service="logs",
+                        resource="log-group",
+                        resource_name="/aws/sagemaker/*",
+                        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            ),
+            iam.PolicyStatement(
+                actions=["s3:ListBucket", "s3:ListBucketVersions"],
+                resources=[bucket.bucket_arn for bucket in buckets],
+            ),
+            iam.PolicyStatement(
+                actions=["s3:DeleteObject", "s3:DeleteObjectVersion"],
+                resources=[bucket.arn_for_objects("*") for bucket in buckets],
+            ),
+        ]
+        for statement in policy:
+            self.handler.add_to_role_policy(statement)
+
+        role = self.handler.role
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "SageMaker's List* calls have no resource ARN; the handler lists to find what the "
+            "stack's notebook made.",
+        )
+        for resource_type in (*ROLE_RECORDING_TYPES, *TAG_ONLY_TYPES):
+            acknowledge(
+                role,
+                "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:"
+                f"<AWS::AccountId>:{resource_type}/*]",
+                "The notebook names what it creates at run time; the handler checks the stack "
+                "tag (or name prefix and notebook role) before it stops or deletes anything, "
+                "and deletes of tag-only kinds are conditioned on the tag.",
+            )
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:"
+            "<AWS::AccountId>:log-group:/aws/sagemaker/*]",
+            "SageMaker names job and endpoint log streams and groups per job and endpoint; "
+            "the pattern is SageMaker's own log namespace.",
+        )
+        for bucket in buckets:
+            acknowledge(
+                role,
+                f"AwsSolutions-IAM5[Resource::{arn_ref(bucket)}/*]",
+                "Emptying the workshop bucket before CloudFormation deletes it means deleting "
+                "every key in it.",
+            )
