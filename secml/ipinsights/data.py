@@ -1,0 +1,184 @@
+"""`entity,ip` pairs in: CSV files, DataFrames or lists of tuples; checked, with line numbers.
+
+Every entry point (fit, predict, the CLI) goes through `load_pairs`, so a bad row is reported the
+same way everywhere: the first offending line (or row) by number and why, plus how many more
+there are; or, with ``skip_invalid``, skipped and counted.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from secml.errors import SecmlError
+from secml.ipinsights.addresses import Addresses, parse_addresses
+
+
+@dataclass
+class Pairs:
+    """Checked pairs: entity strings, parsed addresses, and where each came from."""
+
+    entities: np.ndarray  # object array of str
+    ip_texts: np.ndarray  # object array of str, as given (stripped)
+    addresses: Addresses
+    line_numbers: np.ndarray  # 1-based line (file) or row (in-memory) number of each pair
+    skipped: int = 0
+    problems: list[str] = field(default_factory=list)  # the first few, for the log
+
+    def __len__(self) -> int:
+        return len(self.entities)
+
+
+def entity_hashes(entities: np.ndarray) -> np.ndarray:
+    """64-bit hash of each entity's UTF-8 bytes (blake2b): stable across runs and machines.
+
+    Python's own ``hash`` is salted per process, so it cannot be used for a model that is saved
+    and reloaded. Hashing is done once per distinct entity.
+    """
+    import pandas as pd
+
+    codes, uniques = pd.factorize(np.asarray(entities, dtype=object))
+    table = np.fromiter(
+        (
+            int.from_bytes(hashlib.blake2b(str(u).encode("utf-8"), digest_size=8).digest(), "big")
+            for u in uniques
+        ),
+        dtype=np.uint64,
+        count=len(uniques),
+    )
+    return table[codes]
+
+
+def _describe_source(source: Any) -> str:
+    if isinstance(source, str | os.PathLike):
+        return str(source)
+    return "input"
+
+
+def _read_csv_rows(path: Path) -> tuple[list[str], list[str], np.ndarray, list[tuple[int, str]]]:
+    """Split a headerless CSV into (entities, ips, line numbers, [(line, problem)])."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise SecmlError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise SecmlError(f"{path}: is a directory, expected an entity,ip CSV file") from None
+    except OSError as exc:
+        raise SecmlError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise SecmlError(f"{path} line {line}: not UTF-8 text") from None
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+    try:
+        rows = list(csv.reader(lines, strict=True))
+    except csv.Error as exc:
+        raise SecmlError(f"{path}: malformed CSV ({exc})") from None
+    entities: list[str] = []
+    ips: list[str] = []
+    numbers: list[int] = []
+    problems: list[tuple[int, str]] = []
+    for number, row in enumerate(rows, start=1):
+        if len(row) == 2:
+            entities.append(row[0].strip())
+            ips.append(row[1].strip())
+            numbers.append(number)
+        elif not row or (len(row) == 1 and not row[0].strip()):
+            continue  # blank line
+        else:
+            problems.append((number, f"expected 2 fields (entity,ip), got {len(row)}"))
+    return entities, ips, np.asarray(numbers, dtype=np.int64), problems
+
+
+def _rows_from_memory(source: Any) -> tuple[list[str], list[str], np.ndarray, list]:
+    try:
+        import pandas as pd
+
+        if isinstance(source, pd.DataFrame):
+            if source.shape[1] != 2:
+                raise SecmlError(
+                    f"expected a DataFrame with 2 columns (entity, ip), got {source.shape[1]}"
+                )
+            entities = source.iloc[:, 0].tolist()
+            ips = source.iloc[:, 1].tolist()
+        else:
+            rows = list(source)
+            if any(not isinstance(r, list | tuple) or len(r) != 2 for r in rows):
+                bad = next(
+                    i
+                    for i, r in enumerate(rows, 1)
+                    if not isinstance(r, list | tuple) or len(r) != 2
+                )
+                raise SecmlError(f"row {bad}: expected an (entity, ip) pair, got {rows[bad - 1]!r}")
+            entities = [r[0] for r in rows]
+            ips = [r[1] for r in rows]
+    except TypeError:
+        raise SecmlError(
+            "expected a path to a CSV file, a DataFrame with 2 columns, or (entity, ip) pairs"
+        ) from None
+    entities = ["" if e is None else str(e).strip() for e in entities]
+    ips = [i.strip() if isinstance(i, str) else "" for i in ips]
+    return entities, ips, np.arange(1, len(entities) + 1, dtype=np.int64), []
+
+
+def load_pairs(source: Any, *, skip_invalid: bool = False, what: str = "input") -> Pairs:
+    """Read and check pairs from a CSV path, a DataFrame or an iterable of (entity, ip)."""
+    is_file = isinstance(source, str | os.PathLike)
+    if is_file:
+        entities, ips, numbers, problems = _read_csv_rows(Path(source))
+        where = "line"
+    else:
+        entities, ips, numbers, problems = _rows_from_memory(source)
+        where = "row"
+    label = _describe_source(source) if is_file else what
+    ent = np.asarray(entities, dtype=object)
+    ip_arr = np.asarray(ips, dtype=object)
+    addresses, ok = parse_addresses(ip_arr)
+    empty_entity = np.asarray([not e for e in entities], dtype=bool)
+    for i in np.flatnonzero(~ok | empty_entity):
+        if empty_entity[i]:
+            problems.append((int(numbers[i]), "empty entity"))
+        else:
+            problems.append((int(numbers[i]), f"{ip_arr[i]!r} is not an IPv4 or IPv6 address"))
+    keep = ok & ~empty_entity
+    problems.sort()
+    described = [f"{label} {where} {n}: {why}" for n, why in problems[:5]]
+    if problems and not skip_invalid:
+        more = f" ({len(problems) - 1} more invalid rows)" if len(problems) > 1 else ""
+        hint = " (the input is headerless)" if problems[0][0] == 1 and is_file else ""
+        raise SecmlError(f"{described[0]}{hint}{more}; use --skip-invalid to skip invalid rows")
+    pairs = Pairs(
+        ent[keep],
+        ip_arr[keep],
+        addresses.take(keep),
+        numbers[keep],
+        skipped=len(problems),
+        problems=described,
+    )
+    if len(pairs) == 0:
+        reason = "empty file" if is_file and not problems else "no valid rows"
+        raise SecmlError(f"{label}: no entity,ip pairs ({reason})")
+    return pairs
+
+
+def read_pairs_csv(path: str | os.PathLike, *, skip_invalid: bool = False):
+    """A headerless `entity,ip` CSV as a DataFrame (columns ``entity``, ``ip``), checked.
+
+    ``df.attrs["skipped"]`` holds how many invalid rows ``skip_invalid=True`` left out.
+    """
+    import pandas as pd
+
+    pairs = load_pairs(path, skip_invalid=skip_invalid)
+    frame = pd.DataFrame({"entity": pairs.entities, "ip": pairs.ip_texts})
+    frame.attrs["skipped"] = pairs.skipped
+    return frame

@@ -1,0 +1,117 @@
+"""Which rows of the IP embedding table an address sums: the IP encoder's lookup half.
+
+Three designs, compared in ``benchmarks/ipinsights.py`` (README, "Local IP Insights engine"):
+
+``prefix`` (default)
+    One row per network prefix *seen in training*, at /8, /16, /24, /32 (IPv6: /16, /32, /48,
+    /64, /128), plus a family row. An address sums the rows of the prefixes it has that training
+    saw; an unseen prefix adds nothing (a zero row), so a new address in a known /16 is "the
+    /16, without the detail", and an address in a network nobody used is little more than its
+    family and /8. No hash collisions. (A variant with one trained "unseen" row per level did
+    worse: random negatives taught those rows "unfamiliar", which then also hit new addresses
+    inside known networks.)
+``hashed``
+    The same prefixes hashed into a fixed number of buckets per level (sized from the training
+    data), SageMaker-style hashing applied to the address side.
+``octet``
+    One row per (byte position, byte value): the address as a bag of its bytes. Additive over
+    bytes, so it needs hidden layers to express "this /16 but not that one".
+
+All return an (n, NUM_SLOTS) int64 array of row indices, ``padding_row`` for unused slots.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from secml.ipinsights.addresses import (
+    NUM_LEVELS,
+    NUM_SLOTS,
+    V6_BASE,
+    Addresses,
+    mix64,
+    octets,
+    prefix_keys,
+)
+
+ENCODERS = ("prefix", "hashed", "octet")
+OCTET_SLOTS = 17  # up to 16 bytes + a family row
+
+
+class AddressIndexer:
+    """Maps addresses to embedding rows. Its state is a few numpy arrays (saved with the model)."""
+
+    def __init__(self, kind: str, arrays: dict[str, np.ndarray]):
+        if kind not in ENCODERS:
+            raise ValueError(f"unknown IP encoder {kind!r}; expected one of {ENCODERS}")
+        self.kind = kind
+        self.arrays = arrays
+        if kind == "prefix":
+            self._vocab = [arrays[f"vocab_{lvl}"] for lvl in range(NUM_LEVELS)]
+            sizes = np.array([len(v) for v in self._vocab], dtype=np.int64)
+            self._offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+            self.num_rows = int(sizes.sum()) + 1
+        elif kind == "hashed":
+            self._buckets = arrays["buckets"].astype(np.uint64)
+            self._offsets = np.concatenate([[0], np.cumsum(arrays["buckets"])[:-1]]).astype(
+                np.int64
+            )
+            self.num_rows = int(arrays["buckets"].sum()) + 1
+        else:
+            self.num_rows = 16 * 256 + 2 + 1
+        self.padding_row = self.num_rows - 1
+        self.slots = OCTET_SLOTS if kind == "octet" else NUM_SLOTS
+
+    @classmethod
+    def fit(cls, kind: str, addresses: Addresses) -> AddressIndexer:
+        """Build the vocabulary / bucket sizes from the training addresses."""
+        if kind == "octet":
+            return cls(kind, {})
+        levels, keys = prefix_keys(addresses)
+        arrays: dict[str, np.ndarray] = {}
+        buckets = np.ones(NUM_LEVELS, dtype=np.int64)
+        for lvl in range(NUM_LEVELS):
+            seen = np.unique(keys[levels == lvl])
+            arrays[f"vocab_{lvl}"] = seen
+            if lvl in (0, V6_BASE):
+                buckets[lvl] = 1
+            else:
+                # ~2 buckets per distinct prefix (the num_entity_vectors advice), power of two
+                want = max(1024, 2 * len(seen))
+                buckets[lvl] = min(1 << 22, 1 << int(np.ceil(np.log2(want))))
+        if kind == "hashed":
+            return cls(kind, {"buckets": buckets})
+        return cls(kind, arrays)
+
+    def rows(self, addresses: Addresses) -> np.ndarray:
+        if self.kind == "octet":
+            return self._octet_rows(addresses)
+        levels, keys = prefix_keys(addresses)
+        out = np.full(levels.shape, self.padding_row, dtype=np.int64)
+        for lvl in np.unique(levels):
+            if lvl < 0:
+                continue
+            where = levels == lvl
+            k = keys[where]
+            if self.kind == "prefix":
+                vocab = self._vocab[lvl]
+                if len(vocab) == 0:
+                    continue
+                pos = np.searchsorted(vocab, k)
+                hit = vocab[np.minimum(pos, len(vocab) - 1)] == k
+                out[where] = np.where(hit, self._offsets[lvl] + pos, self.padding_row)
+            else:
+                bucket = (mix64(k ^ np.uint64(lvl)) % self._buckets[lvl]).astype(np.int64)
+                out[where] = self._offsets[lvl] + bucket
+        return out
+
+    def _octet_rows(self, addresses: Addresses) -> np.ndarray:
+        n = len(addresses)
+        data = octets(addresses)
+        out = np.full((n, OCTET_SLOTS), self.padding_row, dtype=np.int64)
+        positions = np.arange(16, dtype=np.int64) * 256
+        v6 = addresses.is_v6
+        out[:, :16] = positions + data
+        out[~v6, 4:16] = self.padding_row
+        out[:, 16] = 16 * 256 + v6.astype(np.int64)
+        return out

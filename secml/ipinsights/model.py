@@ -1,0 +1,318 @@
+"""`IPInsights`: the local stand-in for SageMaker's built-in, with the same hyperparameters."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from secml import __version__
+from secml.errors import SecmlError
+from secml.ipinsights.addresses import NUM_LEVELS, parse_addresses
+from secml.ipinsights.data import Pairs, entity_hashes, load_pairs
+from secml.ipinsights.encoder import ENCODERS, AddressIndexer
+from secml.ipinsights.hyperparameters import validate_hyperparameters
+from secml.ipinsights.metrics import roc_auc
+from secml.ipinsights.network import IPInsightsNet
+from secml.ipinsights.trainer import TrainData, Trainer
+
+log = logging.getLogger("secml.ipinsights")
+
+FORMAT_VERSION = 1
+SCORE_CHUNK = 65536
+
+
+def resolve_device(device: str) -> torch.device:
+    if device not in ("cpu", "cuda", "auto"):
+        raise SecmlError(f"device {device!r}: expected cpu, cuda or auto")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SecmlError("device cuda: no CUDA GPU is available here (use --device cpu or auto)")
+    return torch.device(device)
+
+
+class IPInsights:
+    """Train and score like SageMaker's IP Insights, locally (CPU, or a GPU when present).
+
+    Keyword arguments are the built-in's hyperparameter names (``num_entity_vectors`` and
+    ``vector_dim`` are required), plus ``seed``, ``device`` and ``ip_encoder`` (one of
+    ``prefix`` (default), ``hashed``, ``octet``; see ``encoder.py``).
+    """
+
+    def __init__(
+        self,
+        *,
+        seed: int | None = 0,
+        device: str = "cpu",
+        ip_encoder: str = "prefix",
+        **hyperparameters: Any,
+    ):
+        self.hyperparameters = validate_hyperparameters(hyperparameters)
+        if ip_encoder not in ENCODERS:
+            raise SecmlError(f"ip_encoder {ip_encoder!r}: expected one of {', '.join(ENCODERS)}")
+        self.ip_encoder = ip_encoder
+        self.seed = seed
+        self.device = resolve_device(device)
+        self.net: IPInsightsNet | None = None
+        self.indexer: AddressIndexer | None = None
+        self.known_hashes = np.zeros(0, dtype=np.uint64)
+        self.history: list[dict] = []
+
+    # ----------------------------------------------------------------------------- training
+    def _entity_rows(self, hashes: np.ndarray) -> np.ndarray:
+        return (hashes % np.uint64(self.hyperparameters["num_entity_vectors"])).astype(np.int64)
+
+    def fit(
+        self,
+        train: Any,
+        validation: Any = None,
+        progress: bool = True,
+        *,
+        skip_invalid: bool = False,
+    ) -> list[dict]:
+        """Train from scratch; returns one metrics dict per epoch (also kept in ``history``)."""
+        hp = self.hyperparameters
+        pairs = load_pairs(train, skip_invalid=skip_invalid, what="train")
+        if pairs.skipped:
+            log.warning("train: skipped %d invalid rows (%s)", pairs.skipped, pairs.problems[0])
+        val_pairs = None
+        if validation is not None:
+            val_pairs = load_pairs(validation, skip_invalid=skip_invalid, what="validation")
+        seed = 0 if self.seed is None else int(self.seed)
+        rng = np.random.default_rng(seed)
+        gen = torch.Generator().manual_seed(seed)
+        self.indexer = AddressIndexer.fit(self.ip_encoder, pairs.addresses)
+        hashes = entity_hashes(pairs.entities)
+        self.known_hashes = np.unique(hashes)
+        net = IPInsightsNet(
+            hp["num_entity_vectors"],
+            self.indexer.num_rows,
+            hp["vector_dim"],
+            hp["num_ip_encoder_layers"],
+            self.indexer.padding_row,
+        )
+        net.reset_parameters(gen)
+        self.net = net.to(self.device)
+        data = TrainData(
+            torch.from_numpy(self._entity_rows(hashes)).to(self.device),
+            torch.from_numpy(self.indexer.rows(pairs.addresses)).to(self.device),
+            pairs.addresses.is_v6,
+        )
+        trainer = Trainer(self.net, self.indexer, hp, self.device, rng)
+        val_negatives = None
+        if val_pairs is not None:
+            from secml.ipinsights.addresses import random_addresses
+
+            val_rng = np.random.default_rng(seed + 1)
+            val_negatives = random_addresses(val_rng, val_pairs.addresses.is_v6)
+        self.history = []
+        epochs = hp["epochs"]
+        per_epoch = len(pairs) * (
+            1 + hp["random_negative_sampling_rate"] + hp["shuffled_negative_sampling_rate"]
+        )
+        for epoch in range(1, epochs + 1):
+            bar = None
+            if progress:
+                from tqdm.auto import tqdm
+
+                bar = tqdm(
+                    total=per_epoch,
+                    desc=f"epoch {epoch}/{epochs}",
+                    unit="rec",
+                    unit_scale=True,
+                    leave=True,
+                    file=sys.stderr,
+                    mininterval=0.5,
+                )
+
+            def on_batch(records, loss, acc, rate, bar=bar):
+                bar.update(records)
+                bar.set_postfix(loss=f"{loss:.4f}", acc=f"{acc:.4f}", refresh=False)
+
+            self.net.train()
+            metrics = trainer.epoch(data, on_batch if bar is not None else None)
+            if bar is not None:
+                bar.close()
+            metrics = {"epoch": epoch, **metrics}
+            if val_pairs is not None:
+                metrics["validation:discriminator_auc"] = self._validation_auc(
+                    val_pairs, val_negatives
+                )
+            self.history.append(metrics)
+            log.info(
+                "epoch %d: %s",
+                epoch,
+                ", ".join(
+                    f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                    for k, v in metrics.items()
+                    if k != "epoch"
+                ),
+            )
+        self._set_population(data.entity_rows)
+        self.net.eval()
+        return self.history
+
+    def _set_population(self, entity_rows: torch.Tensor) -> None:
+        with torch.no_grad():
+            rows = torch.unique(entity_rows)
+            self.net.population.copy_(self.net.entity.index_select(0, rows).mean(0))
+
+    def _validation_auc(self, pairs: Pairs, negatives) -> float:
+        """discriminator_auc: real validation pairs against one random address per pair."""
+        real = self._score_parsed(pairs.entities, pairs.addresses)
+        fake = self._score_parsed(pairs.entities, negatives)
+        return roc_auc(np.concatenate([real, fake]), np.r_[np.ones(len(real)), np.zeros(len(fake))])
+
+    # ------------------------------------------------------------------------------ scoring
+    def _require_trained(self) -> None:
+        if self.net is None:
+            raise SecmlError("the model is not trained: call fit() or IPInsights.load() first")
+
+    def known_entities(self, entities) -> np.ndarray:
+        """True where the entity was in the training data (by its 64-bit hash)."""
+        self._require_trained()
+        hashes = entity_hashes(np.asarray(entities, dtype=object))
+        if len(self.known_hashes) == 0:
+            return np.zeros(len(hashes), dtype=bool)
+        pos = np.searchsorted(self.known_hashes, hashes)
+        return self.known_hashes[np.minimum(pos, len(self.known_hashes) - 1)] == hashes
+
+    def _embed(self, entities: np.ndarray, addresses, *, need_embeddings: bool):
+        self._require_trained()
+        hashes = entity_hashes(entities)
+        known = self.known_entities(entities)
+        rows = self._entity_rows(hashes)
+        slots = self.indexer.rows(addresses)
+        net = self.net
+        net.eval()
+        scores, ents, ips = [], [], []
+        with torch.inference_mode():
+            for i in range(0, len(rows), SCORE_CHUNK):
+                r = torch.from_numpy(rows[i : i + SCORE_CHUNK]).to(self.device)
+                k = torch.from_numpy(known[i : i + SCORE_CHUNK]).to(self.device)
+                e = net.entity.index_select(0, r)
+                e = torch.where(k[:, None], e, net.population)
+                h = net.encode_ips(torch.from_numpy(slots[i : i + SCORE_CHUNK]).to(self.device))
+                scores.append((e * h).sum(1).cpu().numpy())
+                if need_embeddings:
+                    ents.append(e.cpu().numpy())
+                    ips.append(h.cpu().numpy())
+        score = np.concatenate(scores).astype(np.float64) if scores else np.zeros(0)
+        if need_embeddings:
+            return score, known, np.concatenate(ents), np.concatenate(ips)
+        return score, known
+
+    def _score_parsed(self, entities: np.ndarray, addresses) -> np.ndarray:
+        return self._embed(entities, addresses, need_embeddings=False)[0]
+
+    def score(self, entities, ips) -> np.ndarray:
+        """Dot products for aligned sequences of entities and address strings (the fast path).
+
+        Unseen entities are scored with the population vector (see README); invalid addresses
+        raise SecmlError naming the first one.
+        """
+        entities = np.asarray(list(entities) if not hasattr(entities, "__len__") else entities)
+        entities = np.asarray([str(e).strip() for e in entities], dtype=object)
+        ip_texts = np.asarray([str(i).strip() for i in ips], dtype=object)
+        if len(entities) != len(ip_texts):
+            raise SecmlError(f"{len(entities)} entities but {len(ip_texts)} addresses")
+        addresses, ok = parse_addresses(ip_texts)
+        if not ok.all():
+            bad = int(np.flatnonzero(~ok)[0])
+            raise SecmlError(f"row {bad + 1}: {ip_texts[bad]!r} is not an IPv4 or IPv6 address")
+        return self._score_parsed(entities, addresses)
+
+    def predict(self, pairs: Any, verbose: bool = False, *, skip_invalid: bool = False) -> dict:
+        """The built-in's application/json response: {"predictions": [{"dot_product": x}, ...]}.
+
+        ``verbose=True`` adds ``entity_embedding`` and ``ip_embedding`` (as the built-in's
+        ``verbose=True`` accept parameter) and ``known_entity``.
+        """
+        checked = load_pairs(pairs, skip_invalid=skip_invalid, what="input")
+        return self.predict_pairs(checked, verbose=verbose)
+
+    def predict_pairs(self, pairs: Pairs, verbose: bool = False) -> dict:
+        if not verbose:
+            scores = self._score_parsed(pairs.entities, pairs.addresses)
+            return {"predictions": [{"dot_product": float(s)} for s in scores]}
+        scores, known, ents, ips = self._embed(
+            pairs.entities, pairs.addresses, need_embeddings=True
+        )
+        return {
+            "predictions": [
+                {
+                    "dot_product": float(s),
+                    "entity_embedding": e.tolist(),
+                    "ip_embedding": i.tolist(),
+                    "known_entity": bool(k),
+                }
+                for s, e, i, k in zip(scores, ents, ips, known, strict=True)
+            ]
+        }
+
+    # -------------------------------------------------------------------------- persistence
+    def save(self, directory) -> Path:
+        """weights (model.pt), hyperparameters.json, engine.json, address vocabulary."""
+        self._require_trained()
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
+        torch.save(state, path / "model.pt")
+        np.savez(path / "encoder.npz", known_hashes=self.known_hashes, **self.indexer.arrays)
+        (path / "hyperparameters.json").write_text(json.dumps(self.hyperparameters, indent=2))
+        engine = {
+            "format": FORMAT_VERSION,
+            "secml_version": __version__,
+            "ip_encoder": self.ip_encoder,
+            "ip_table_rows": self.indexer.num_rows,
+            "seed": self.seed,
+        }
+        (path / "engine.json").write_text(json.dumps(engine, indent=2))
+        (path / "history.json").write_text(json.dumps(self.history, indent=2))
+        return path
+
+    @classmethod
+    def load(cls, directory, device: str = "cpu") -> IPInsights:
+        path = Path(directory)
+        try:
+            hyperparameters = json.loads((path / "hyperparameters.json").read_text())
+            engine = json.loads((path / "engine.json").read_text())
+            arrays = dict(np.load(path / "encoder.npz"))
+            state = torch.load(path / "model.pt", map_location="cpu", weights_only=True)
+        except FileNotFoundError as exc:
+            raise SecmlError(
+                f"{path}: not a trained model directory ({exc.filename} missing)"
+            ) from None
+        except (ValueError, OSError, RuntimeError) as exc:
+            raise SecmlError(f"{path}: cannot read the model ({exc})") from None
+        if engine.get("format") != FORMAT_VERSION:
+            raise SecmlError(f"{path}: model format {engine.get('format')} is not supported")
+        model = cls(
+            seed=engine.get("seed"),
+            device=device,
+            ip_encoder=engine["ip_encoder"],
+            **hyperparameters,
+        )
+        model.known_hashes = arrays.pop("known_hashes")
+        if engine["ip_encoder"] == "prefix":
+            arrays = {f"vocab_{i}": arrays[f"vocab_{i}"] for i in range(NUM_LEVELS)}
+        model.indexer = AddressIndexer(engine["ip_encoder"], arrays)
+        hp = model.hyperparameters
+        net = IPInsightsNet(
+            hp["num_entity_vectors"],
+            model.indexer.num_rows,
+            hp["vector_dim"],
+            hp["num_ip_encoder_layers"],
+            model.indexer.padding_row,
+        )
+        net.load_state_dict(state)
+        model.net = net.to(model.device).eval()
+        history = path / "history.json"
+        model.history = json.loads(history.read_text()) if history.exists() else []
+        return model
