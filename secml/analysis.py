@@ -251,7 +251,11 @@ def explain_score(finding: ScoredFinding, profile: TrainingProfile, ipv4_only: b
         return "no (principal, IP) tuple could be taken from this finding, so it was not scored"
     seen = profile.pair_counts.get((finding.principal, finding.ip), 0)
     if seen:
-        return f"this principal used this IP {seen} times in the training data"
+        total = profile.principal_counts[finding.principal]
+        return (
+            f"this principal used this IP {seen} times in the training data "
+            f"({seen / total:.1%} of its {total:,} events)"
+        )
     if not profile.principal_counts.get(finding.principal):
         return "principal never seen in training: the model has no profile of it"
     if finding.ip in profile.ips:

@@ -34,7 +34,9 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--port", type=int, default=0, help="embedded S3 port on 127.0.0.1 (default: any free)"
     )
-    parser.add_argument("--epochs", type=int, default=5, help="IP Insights epochs (default 5)")
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="IP Insights epochs (default: the built-in's, 10)"
+    )
     parser.add_argument("--vector-dim", type=int, default=128, help="IP Insights vector_dim")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -57,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0 <= args.port <= 65535:
         raise SecmlError(f"--port must be within 0..65535, got {args.port}")
-    if args.epochs < 1:
+    if args.epochs is not None and args.epochs < 1:
         raise SecmlError(f"--epochs must be at least 1, got {args.epochs}")
     if args.backend == "aws" and not args.stack:
         raise SecmlError("--backend aws needs --stack NAME (the deployed stack)")

@@ -34,7 +34,7 @@ class DemoOptions:
     backend: str = "local"
     stack: str | None = None
     port: int = 0
-    epochs: int = 5
+    epochs: int | None = None  # None: the built-in's default
     vector_dim: int = 128
     holdout_fraction: float = 0.1
     threshold_percentile: float = 1.0
@@ -76,6 +76,7 @@ class DemoResult:
     detection_findings: analysis.Detection | None = None
     detection_vs_holdout: analysis.Detection | None = None
     report_path: Path | None = None
+    hyperparameters: dict = field(default_factory=dict)  # what the model trained with
 
     @property
     def total_seconds(self) -> float:
@@ -325,9 +326,10 @@ def train_and_analyse(result: DemoResult, timer: StepTimer, data: ReadBack) -> N
 
     with timer.step("Train IP Insights") as step:
         model = train_model(train_pairs, options, result.n_principals)
+        result.hyperparameters = dict(model.hyperparameters)
         step.detail = (
             f"{len(train_pairs)} tuples, {result.n_principals} principals, "
-            f"{options.epochs} epochs, holdout {len(holdout_pairs)}"
+            f"{model.hyperparameters['epochs']} epochs, holdout {len(holdout_pairs)}"
         )
 
     with timer.step("Score and analyse") as step:
@@ -336,15 +338,29 @@ def train_and_analyse(result: DemoResult, timer: StepTimer, data: ReadBack) -> N
         step.detail = f"{len(result.findings)} findings, threshold {result.threshold:.3f}"
 
 
+# The original workshop's num_entity_vectors. SageMaker suggests twice the number of entities,
+# but entities are hashed into the rows: 22 principals in 44 rows put 6 of them on shared rows
+# (two users with one profile). A floor of 20,000 rows makes that unlikely at workshop scale.
+MIN_ENTITY_VECTORS = 20_000
+
+
+def entity_vectors(n_principals: int) -> int:
+    return max(MIN_ENTITY_VECTORS, 2 * n_principals)
+
+
 def train_model(train_pairs, options: DemoOptions, n_principals: int):
     import pandas as pd
 
     from secml.ipinsights import IPInsights
 
+    hyperparameters = {
+        "num_entity_vectors": entity_vectors(n_principals),
+        "vector_dim": options.vector_dim,
+    }
+    if options.epochs is not None:
+        hyperparameters["epochs"] = options.epochs
     model = IPInsights(
-        num_entity_vectors=max(2 * n_principals, 2),
-        vector_dim=options.vector_dim,
-        epochs=options.epochs,
+        **hyperparameters,
         seed=options.seed,
     )
     model.fit(pd.DataFrame(train_pairs, columns=["entity", "ip"]), progress=options.progress)

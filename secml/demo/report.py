@@ -370,8 +370,9 @@ def render_html(result: DemoResult, png: bytes) -> str:
         parts.append("</ul></details>")
     o = result.options
     parts.append(
-        f"<p class='note'>Model: local IP Insights, vector_dim={o.vector_dim}, epochs={o.epochs}, "
-        f"num_entity_vectors={2 * result.n_principals}, seed={o.seed}. Per-finding scores and "
+        "<p class='note'>Model: local IP Insights (secml.ipinsights), "
+        + ", ".join(f"{k}={v}" for k, v in sorted(result.hyperparameters.items()))
+        + f", seed={o.seed}. Per-finding scores and "
         "reasons: scores.csv next to this file.</p></div>"
     )
     parts.append("</main></body></html>")
