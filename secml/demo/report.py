@@ -35,10 +35,12 @@ def verdict(result: DemoResult) -> tuple[bool, str]:
             f"All {check.n_malicious} scored attacker findings rank above all "
             f"{check.n_benign} scored benign findings."
         )
+    above = check.n_malicious - len(check.malicious_out_of_place)
+    below = len(check.malicious_out_of_place)
     return False, (
-        f"{len(check.malicious_out_of_place)} of {check.n_malicious} attacker findings and "
-        f"{len(check.benign_out_of_place)} of {check.n_benign} benign findings are out of "
-        "place in the ranking."
+        f"{above} of {check.n_malicious} scored attacker findings rank above every benign "
+        f"finding; {below} {'ranks' if below == 1 else 'rank'} among the benign ones "
+        f"({_plural(len(check.benign_out_of_place), 'benign finding')} above {'it' if below == 1 else 'them'})."
     )
 
 
@@ -187,7 +189,7 @@ h2 { font-size:19px; margin:34px 0 10px; padding-bottom:6px; border-bottom:1px s
 .sub { color:var(--muted); margin:0 0 20px; }
 .verdict { border-radius:10px; padding:18px 22px; color:#fff; font-size:19px; font-weight:600;
            display:flex; gap:14px; align-items:center; }
-.verdict.ok { background:var(--ok); } .verdict.bad { background:var(--bad); }
+.verdict.ok { background:var(--ok); } .verdict.bad { background:#c05621; }
 .verdict .icon { font-size:30px; line-height:1; }
 .verdict small { display:block; font-weight:400; font-size:14px; opacity:.92; }
 .cards { display:grid; grid-template-columns:repeat(auto-fit, minmax(170px, 1fr)); gap:12px; margin:18px 0 0; }

@@ -52,7 +52,7 @@ def run_with_console(options: DemoOptions, console: Console) -> DemoResult:
 
     ok, sentence = verdict(result)
     console.print()
-    console.print(("[bold green]✓ " if ok else "[bold red]✗ ") + sentence + "[/]")
+    console.print(("[bold green]✓ " if ok else "[bold yellow]! ") + sentence + "[/]")
     if unscored_note(result):
         console.print(f"[yellow]{unscored_note(result)}[/]")
     summary = Table(show_header=False, box=None, pad_edge=False)
