@@ -104,12 +104,20 @@ class IPInsights:
     ) -> list[dict]:
         """Train from scratch; returns one metrics dict per epoch (also kept in ``history``)."""
         hp = self.hyperparameters
-        pairs = load_pairs(train, skip_invalid=skip_invalid, what="train")
+        pairs = (
+            train
+            if isinstance(train, Pairs)
+            else load_pairs(train, skip_invalid=skip_invalid, what="train")
+        )
         if pairs.skipped:
             log.warning("train: skipped %d invalid rows (%s)", pairs.skipped, pairs.problems[0])
         val_pairs = None
         if validation is not None:
-            val_pairs = load_pairs(validation, skip_invalid=skip_invalid, what="validation")
+            val_pairs = (
+                validation
+                if isinstance(validation, Pairs)
+                else load_pairs(validation, skip_invalid=skip_invalid, what="validation")
+            )
         trainer, data = self._prepare(pairs)
         seed = 0 if self.seed is None else int(self.seed)
         val_negatives = None
