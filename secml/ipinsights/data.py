@@ -56,21 +56,26 @@ def entity_hashes(entities: np.ndarray) -> np.ndarray:
 
 
 def _describe_source(source: Any) -> str:
+    if isinstance(source, CsvBytes):
+        return source.name
     if isinstance(source, str | os.PathLike):
         return str(source)
     return "input"
 
 
-def _read_csv_rows(path: Path) -> tuple[list[str], list[str], np.ndarray, list[tuple[int, str]]]:
-    """Split a headerless CSV into (entities, ips, line numbers, [(line, problem)])."""
+def _read_file(path: Path) -> bytes:
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise SecmlError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise SecmlError(f"{path}: is a directory, expected an entity,ip CSV file") from None
     except OSError as exc:
         raise SecmlError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def _read_csv_rows(path, raw: bytes) -> tuple[list[str], list[str], np.ndarray, list]:
+    """Split a headerless CSV into (entities, ips, line numbers, [(line, problem)])."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -80,15 +85,20 @@ def _read_csv_rows(path: Path) -> tuple[list[str], list[str], np.ndarray, list[t
     if lines and lines[-1] == "":
         lines.pop()
     lines = [line[:-1] if line.endswith("\r") else line for line in lines]
-    try:
-        rows = list(csv.reader(lines, strict=True))
-    except csv.Error as exc:
-        raise SecmlError(f"{path}: malformed CSV ({exc})") from None
     entities: list[str] = []
     ips: list[str] = []
     numbers: list[int] = []
     problems: list[tuple[int, str]] = []
-    for number, row in enumerate(rows, start=1):
+    reader = csv.reader(lines, strict=True)
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            problems.append((reader.line_num, f"malformed CSV ({exc})"))
+            continue
+        number = reader.line_num  # one input line per record: this is the file's line number
         if len(row) == 2:
             entities.append(row[0].strip())
             ips.append(row[1].strip())
@@ -131,11 +141,22 @@ def _rows_from_memory(source: Any) -> tuple[list[str], list[str], np.ndarray, li
     return entities, ips, np.arange(1, len(entities) + 1, dtype=np.int64), []
 
 
+class CsvBytes:
+    """CSV content already in memory (stdin), with a name for messages."""
+
+    def __init__(self, raw: bytes, name: str = "stdin"):
+        self.raw = raw
+        self.name = name
+
+
 def load_pairs(source: Any, *, skip_invalid: bool = False, what: str = "input") -> Pairs:
-    """Read and check pairs from a CSV path, a DataFrame or an iterable of (entity, ip)."""
-    is_file = isinstance(source, str | os.PathLike)
-    if is_file:
-        entities, ips, numbers, problems = _read_csv_rows(Path(source))
+    """Read and check pairs from a CSV path, CsvBytes, a DataFrame or (entity, ip) pairs."""
+    is_file = isinstance(source, str | os.PathLike | CsvBytes)
+    if isinstance(source, CsvBytes):
+        entities, ips, numbers, problems = _read_csv_rows(source.name, source.raw)
+        where = "line"
+    elif is_file:
+        entities, ips, numbers, problems = _read_csv_rows(source, _read_file(Path(source)))
         where = "line"
     else:
         entities, ips, numbers, problems = _rows_from_memory(source)

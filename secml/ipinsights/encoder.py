@@ -60,6 +60,7 @@ class AddressIndexer:
         else:
             self.num_rows = 16 * 256 + 2 + 1
         self.padding_row = self.num_rows - 1
+        self._lut: list[np.ndarray] | None = None
         self.slots = OCTET_SLOTS if kind == "octet" else NUM_SLOTS
 
     @classmethod
@@ -104,6 +105,40 @@ class AddressIndexer:
                 bucket = (mix64(k ^ np.uint64(lvl)) % self._buckets[lvl]).astype(np.int64)
                 out[where] = self._offsets[lvl] + bucket
         return out
+
+    def random_ipv4_rows(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Rows of n uniformly random IPv4 addresses (the training hot path: no parsing)."""
+        from secml.ipinsights.addresses import random_addresses
+
+        if self.kind != "prefix":
+            return self.rows(random_addresses(rng, np.zeros(n, dtype=bool)))
+        lo = rng.integers(0, 2**32, size=n, dtype=np.uint64)
+        if self._lut is None:
+            # direct lookup tables for /8 and /16 (256 and 65536 entries): no searchsorted
+            self._lut = [self._level_lookup(lvl, bits) for lvl, bits in ((1, 8), (2, 16))]
+        out = np.empty((n, NUM_SLOTS), dtype=np.int64)
+        out[:, 0] = self._offsets[0] if len(self._vocab[0]) else self.padding_row
+        out[:, 1] = self._lut[0][lo >> np.uint64(24)]
+        out[:, 2] = self._lut[1][lo >> np.uint64(16)]
+        # a /24 (/32) can only be known inside a known /16: look up just those few
+        inside = np.flatnonzero(out[:, 2] != self.padding_row)
+        for slot, bits in ((3, 24), (4, 32)):
+            out[:, slot] = self.padding_row
+            vocab = self._vocab[slot]
+            if len(vocab) == 0 or len(inside) == 0:
+                continue
+            k = lo[inside] >> np.uint64(32 - bits)
+            pos = np.searchsorted(vocab, k)
+            hit = vocab[np.minimum(pos, len(vocab) - 1)] == k
+            out[inside, slot] = np.where(hit, self._offsets[slot] + pos, self.padding_row)
+        out[:, 5:] = self.padding_row
+        return out
+
+    def _level_lookup(self, lvl: int, bits: int) -> np.ndarray:
+        lut = np.full(1 << bits, self.padding_row, dtype=np.int64)
+        vocab = self._vocab[lvl]
+        lut[vocab.astype(np.int64)] = self._offsets[lvl] + np.arange(len(vocab))
+        return lut
 
     def _octet_rows(self, addresses: Addresses) -> np.ndarray:
         n = len(addresses)

@@ -68,23 +68,11 @@ class IPInsights:
     def _entity_rows(self, hashes: np.ndarray) -> np.ndarray:
         return (hashes % np.uint64(self.hyperparameters["num_entity_vectors"])).astype(np.int64)
 
-    def fit(
-        self,
-        train: Any,
-        validation: Any = None,
-        progress: bool = True,
-        *,
-        skip_invalid: bool = False,
-    ) -> list[dict]:
-        """Train from scratch; returns one metrics dict per epoch (also kept in ``history``)."""
+    def _prepare(self, pairs: Pairs) -> tuple[Trainer, TrainData]:
+        """Fresh network, address vocabulary and trainer for these training pairs."""
         hp = self.hyperparameters
-        pairs = load_pairs(train, skip_invalid=skip_invalid, what="train")
-        if pairs.skipped:
-            log.warning("train: skipped %d invalid rows (%s)", pairs.skipped, pairs.problems[0])
-        val_pairs = None
-        if validation is not None:
-            val_pairs = load_pairs(validation, skip_invalid=skip_invalid, what="validation")
         seed = 0 if self.seed is None else int(self.seed)
+        torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
         gen = torch.Generator().manual_seed(seed)
         self.indexer = AddressIndexer.fit(self.ip_encoder, pairs.addresses)
@@ -104,7 +92,34 @@ class IPInsights:
             torch.from_numpy(self.indexer.rows(pairs.addresses)).to(self.device),
             pairs.addresses.is_v6,
         )
-        trainer = Trainer(self.net, self.indexer, hp, self.device, rng)
+        return Trainer(self.net, self.indexer, hp, self.device, rng), data
+
+    def fit(
+        self,
+        train: Any,
+        validation: Any = None,
+        progress: bool = True,
+        *,
+        skip_invalid: bool = False,
+    ) -> list[dict]:
+        """Train from scratch; returns one metrics dict per epoch (also kept in ``history``)."""
+        hp = self.hyperparameters
+        pairs = (
+            train
+            if isinstance(train, Pairs)
+            else load_pairs(train, skip_invalid=skip_invalid, what="train")
+        )
+        if pairs.skipped:
+            log.warning("train: skipped %d invalid rows (%s)", pairs.skipped, pairs.problems[0])
+        val_pairs = None
+        if validation is not None:
+            val_pairs = (
+                validation
+                if isinstance(validation, Pairs)
+                else load_pairs(validation, skip_invalid=skip_invalid, what="validation")
+            )
+        trainer, data = self._prepare(pairs)
+        seed = 0 if self.seed is None else int(self.seed)
         val_negatives = None
         if val_pairs is not None:
             from secml.ipinsights.addresses import random_addresses

@@ -1,0 +1,282 @@
+"""Local IP Insights engine: quality (AUC against a heuristic) and speed (records/s).
+
+    .venv/bin/python benchmarks/ipinsights.py            # full: ~10-20 min on 2 busy cores
+    .venv/bin/python benchmarks/ipinsights.py --quick    # ~2-4 min
+    .venv/bin/python benchmarks/ipinsights.py --only speed|quality
+
+Speed is measured in short windows (a few dozen mini-batches), the engine and the baselines
+alternating, and reported as the best window of each (the least disturbed by other processes
+on a shared machine) and the median. Ratios compare figures measured in the same run.
+
+Records are counted as SageMaker counts them: real + negative pairs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from secml.ipinsights import IPInsights  # noqa: E402
+from secml.ipinsights.data import load_pairs  # noqa: E402
+from secml.ipinsights.metrics import roc_auc  # noqa: E402
+from secml.ipinsights.synthetic import (  # noqa: E402
+    nearest_seen_heuristic,
+    organisation_logins,
+    tutorial_logins,
+)
+from secml.ipinsights.trainer import TrainData  # noqa: E402
+
+# ----------------------------------------------------------------------------------- quality
+
+
+def quality(quick: bool) -> None:
+    scale = dict(num_users=800) if quick else {}
+    org_scale = dict(num_orgs=40) if quick else {}
+    sets = [
+        ("tutorial-style", tutorial_logins(**scale)),
+        ("organisations (4 offices, 2 seen)", organisation_logins(**org_scale)),
+    ]
+    if not quick:
+        sets.append(("organisations (8 offices, 2 seen)", organisation_logins(offices_per_org=8)))
+    designs = [("prefix", 1)]
+    if not quick:
+        designs += [("hashed", 1), ("octet", 1), ("octet", 2)]
+    print("\n## Quality: AUC of held-out logins vs the same users at random networks")
+    print("settings: vector_dim=128, random_negative_sampling_rate=5, epochs=5, lr=0.01,")
+    print("          mini_batch_size=1000, num_entity_vectors=2x users, seed=0\n")
+    header = f"{'data set':36s} {'train':>7s} {'heuristic':>9s}"
+    header += "".join(f" {f'{enc}/{layers}L':>10s}" for enc, layers in designs)
+    print(header)
+    for name, data in sets:
+        row = f"{name:36s} {len(data.train_ips):7d}"
+        row += f" {roc_auc(nearest_seen_heuristic(data), data.test_labels):9.4f}"
+        users = len(np.unique(data.train_entities))
+        for enc, layers in designs:
+            model = IPInsights(
+                num_entity_vectors=2 * users,
+                vector_dim=128,
+                epochs=5,
+                random_negative_sampling_rate=5,
+                mini_batch_size=1000,
+                learning_rate=0.01,
+                num_ip_encoder_layers=layers,
+                ip_encoder=enc,
+                seed=0,
+            )
+            model.fit(data.train_frame(), progress=False)
+            scores = model.score(data.test_entities, data.to_text(data.test_ips))
+            row += f" {roc_auc(scores, data.test_labels):10.4f}"
+        print(row, flush=True)
+    print("(columns: IP encoder / num_ip_encoder_layers)")
+
+
+# ------------------------------------------------------------------------------------- speed
+
+
+class NaiveIPInsights(nn.Module):
+    """Plain PyTorch: nn.Embedding tables, every record through the full IP encoder."""
+
+    def __init__(self, entities: int, ip_rows: int, dim: int, layers: int, pad: int, sparse):
+        super().__init__()
+        self.entity = nn.Embedding(entities, dim, sparse=sparse)
+        self.ip = nn.EmbeddingBag(ip_rows, dim, mode="sum", padding_idx=pad, sparse=sparse)
+        self.layers = nn.ModuleList(nn.Linear(dim, dim) for _ in range(layers))
+
+    def forward(self, entity_rows, slots):
+        h = self.ip(slots)
+        for i, layer in enumerate(self.layers):
+            h = layer(h)
+            if i < len(self.layers) - 1:
+                h = torch.relu(h)
+        return (self.entity(entity_rows) * h).sum(1)
+
+
+class NaiveTrainer:
+    """The baseline loop: builds all (1+R+S)*B records explicitly and encodes each one."""
+
+    def __init__(self, engine: IPInsights, sparse: bool):
+        hp = engine.hyperparameters
+        self.hp = hp
+        self.indexer = engine.indexer
+        self.net = NaiveIPInsights(
+            hp["num_entity_vectors"],
+            self.indexer.num_rows,
+            hp["vector_dim"],
+            hp["num_ip_encoder_layers"],
+            self.indexer.padding_row,
+            sparse,
+        )
+        lr, wd = hp["learning_rate"], hp["weight_decay"]
+        if sparse:
+            emb = list(self.net.entity.parameters()) + list(self.net.ip.parameters())
+            self.opts = [torch.optim.SparseAdam(emb, lr=lr)]
+            dense = list(self.net.layers.parameters())
+            if dense:
+                self.opts.append(torch.optim.Adam(dense, lr=lr, weight_decay=wd))
+        else:
+            self.opts = [torch.optim.Adam(self.net.parameters(), lr=lr, weight_decay=wd)]
+        self.rng = np.random.default_rng(0)
+
+    def run(self, data: TrainData, start: int, batches: int) -> int:
+        from secml.ipinsights.addresses import random_addresses
+
+        b, r, s = (
+            self.hp["mini_batch_size"],
+            self.hp["random_negative_sampling_rate"],
+            self.hp["shuffled_negative_sampling_rate"],
+        )
+        records = 0
+        for k in range(batches):
+            lo = (start + k * b) % max(1, len(data.entity_rows) - b)
+            ent = data.entity_rows[lo : lo + b]
+            slots = data.ip_slots[lo : lo + b]
+            neg = self.indexer.rows(random_addresses(self.rng, np.zeros(b * r, dtype=bool)))
+            shuffled = [slots[torch.randperm(b)] for _ in range(s)]
+            all_ent = torch.cat([ent, ent.repeat_interleave(r)] + [ent] * s)
+            all_slots = torch.cat([slots, torch.from_numpy(neg)] + shuffled)
+            labels = torch.zeros(len(all_ent))
+            labels[:b] = 1
+            for opt in self.opts:
+                opt.zero_grad()
+            loss = F.binary_cross_entropy_with_logits(self.net(all_ent, all_slots), labels)
+            loss.backward()
+            for opt in self.opts:
+                opt.step()
+            records += len(all_ent)
+        return records
+
+
+def speed_data(quick: bool):
+    data = tutorial_logins(num_users=8000 if quick else 20000, num_companies=4000, num_isps=300)
+    return load_pairs(data.train_frame()), len(np.unique(data.train_entities))
+
+
+def engine_for(pairs, users, dim, batch, layers=1):
+    model = IPInsights(
+        num_entity_vectors=2 * users,
+        vector_dim=dim,
+        epochs=1,
+        random_negative_sampling_rate=5,
+        shuffled_negative_sampling_rate=1,
+        mini_batch_size=batch,
+        learning_rate=0.01,
+        num_ip_encoder_layers=layers,
+        seed=0,
+    )
+    trainer, data = model._prepare(pairs)
+    return model, trainer, data
+
+
+def engine_window(trainer, data: TrainData, start: int, rows: int) -> tuple[int, float]:
+    n = len(data.entity_rows)
+    lo = start % max(1, n - rows)
+    part = TrainData(
+        data.entity_rows[lo : lo + rows], data.ip_slots[lo : lo + rows], data.is_v6[lo : lo + rows]
+    )
+    t = time.perf_counter()
+    metrics = trainer.epoch(part)
+    return metrics["records"], time.perf_counter() - t
+
+
+def state_megabytes(model: IPInsights) -> float:
+    params = sum(p.numel() for p in model.net.parameters())
+    return params * 4 * 3 / 2**20  # weights + Adam m and v, float32
+
+
+def speed(quick: bool) -> None:
+    pairs, users = speed_data(quick)
+    windows = 3 if quick else 5
+    print(f"\n## Speed: records/s (real + negative pairs), {len(pairs)} training pairs,")
+    print(f"   {users} entities, random 5, shuffled 1, 1 FC layer, torch threads = ")
+    print(f"   {torch.get_num_threads()}; best (median) of {windows} alternating windows\n")
+
+    # engine vs baselines at the reference point
+    model, trainer, data = engine_for(pairs, users, 128, 1000)
+    naive = NaiveTrainer(model, sparse=False)
+    plain = NaiveTrainer(model, sparse=True)
+    rates: dict[str, list[float]] = {"engine": [], "plain (sparse, SparseAdam)": [], "naive": []}
+    batches = 30
+    # warm-up, not counted: first touches of the Adam state pages, lookup tables, allocator
+    engine_window(trainer, data, 0, 10_000)
+    plain.run(data, 0, 3)
+    naive.run(data, 0, 1)
+    for w in range(windows):
+        recs, sec = engine_window(trainer, data, w * 30_000, batches * 1000)
+        rates["engine"].append(recs / sec)
+        t = time.perf_counter()
+        recs = plain.run(data, w * 30_000, batches // 3)
+        rates["plain (sparse, SparseAdam)"].append(recs / (time.perf_counter() - t))
+        t = time.perf_counter()
+        recs = naive.run(data, w * 30_000, 3 if quick else 5)
+        rates["naive"].append(recs / (time.perf_counter() - t))
+    best = {k: max(v) for k, v in rates.items()}
+    title = "implementation (dim 128, batch 1000)"
+    print(f"{title:40s} {'best rec/s':>11s} {'median':>10s} {'ratio':>7s}")
+    for k, v in rates.items():
+        print(
+            f"{k:40s} {best[k]:11,.0f} {statistics.median(v):10,.0f} "
+            f"{best['engine'] / best[k]:6.1f}x"
+        )
+    print(
+        f"(ratio = engine best / that implementation's best; state {state_megabytes(model):.0f} MB)"
+    )
+
+    # the curve
+    dims = [64, 128, 256] if quick else [32, 64, 128, 256, 512]
+    sizes = [1000, 10000] if quick else [100, 1000, 10000]
+    print(
+        f"\n{'vector_dim':>10s} {'batch':>6s} {'best rec/s':>11s} {'median':>10s} {'state MB':>9s}"
+    )
+    points = [(d, 1000) for d in dims] + [(128, b) for b in sizes if b != 1000]
+    for dim, batch in points:
+        model, trainer, data = engine_for(pairs, users, dim, batch)
+        rows = max(batch * 20, 20_000)
+        engine_window(trainer, data, 0, rows)  # warm-up
+        vals = []
+        for w in range(windows):
+            recs, sec = engine_window(trainer, data, w * rows, rows)
+            vals.append(recs / sec)
+        print(
+            f"{dim:10d} {batch:6d} {max(vals):11,.0f} {statistics.median(vals):10,.0f} "
+            f"{state_megabytes(model):9.0f}",
+            flush=True,
+        )
+    if not quick:
+        print(f"\n{'torch threads':>13s} {'best rec/s':>11s}   (dim 128, batch 1000)")
+        model, trainer, data = engine_for(pairs, users, 128, 1000)
+        before = torch.get_num_threads()
+        engine_window(trainer, data, 0, 30_000)  # warm-up
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            vals = [engine_window(trainer, data, w * 30_000, 30_000) for w in range(windows)]
+            print(f"{threads:13d} {max(r / s for r, s in vals):11,.0f}")
+        torch.set_num_threads(before)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\npeak resident memory of this benchmark process: {peak:,.0f} MB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller data, fewer points")
+    parser.add_argument("--only", choices=("speed", "quality"))
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, quick={args.quick}")
+    if args.only != "quality":
+        speed(args.quick)
+    if args.only != "speed":
+        quality(args.quick)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""`python -m secml train` and `python -m secml score`: the local IP Insights engine.
+
+torch is imported inside ``run_*`` so ``python -m secml --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    train = subparsers.add_parser(
+        "train",
+        help="train the local IP Insights engine on an entity,ip CSV",
+        description="Train the local IP Insights engine (SageMaker hyperparameter names).",
+    )
+    train.add_argument("--train", required=True, metavar="FILE", help="headerless entity,ip CSV")
+    train.add_argument(
+        "--validation", metavar="FILE", help="entity,ip CSV for validation:discriminator_auc"
+    )
+    train.add_argument("--model-dir", required=True, metavar="DIR", help="where to save the model")
+    train.add_argument(
+        "--hp",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a SageMaker IP Insights hyperparameter, e.g. --hp vector_dim=128 (repeatable); "
+        "num_entity_vectors defaults to 2x the distinct entities, vector_dim to 128",
+    )
+    train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    train.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto")
+    train.add_argument(
+        "--skip-invalid", action="store_true", help="skip and count invalid rows instead of failing"
+    )
+    train.set_defaults(func=run_train)
+
+    score = subparsers.add_parser(
+        "score",
+        help="score entity,ip pairs with a trained model (JSON Lines out)",
+        description='Score entity,ip CSV rows: one {"dot_product": x} JSON line per row.',
+    )
+    score.add_argument("--model-dir", required=True, metavar="DIR")
+    score.add_argument(
+        "--verbose",
+        action="store_true",
+        help="add entity_embedding, ip_embedding and known_entity to each line",
+    )
+    score.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="skip invalid rows (no output line for them) and report the count on stderr",
+    )
+    score.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
+    score.add_argument("file", nargs="?", metavar="FILE", help="entity,ip CSV (default: stdin)")
+    score.set_defaults(func=run_score)
+
+
+def _setup_logging() -> None:
+    import logging
+
+    logger = logging.getLogger("secml.ipinsights")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from secml.errors import SecmlError
+    from secml.ipinsights.data import load_pairs
+    from secml.ipinsights.hyperparameters import parse_hp_arguments
+
+    _setup_logging()
+    hyperparameters: dict = parse_hp_arguments(args.hp)
+    started = time.perf_counter()
+    pairs = load_pairs(args.train, skip_invalid=args.skip_invalid)
+    if pairs.skipped:
+        print(
+            f"train: skipped {pairs.skipped} invalid rows (first: {pairs.problems[0]})",
+            file=sys.stderr,
+        )
+    validation = None
+    if args.validation:
+        validation = load_pairs(args.validation, skip_invalid=args.skip_invalid)
+        if validation.skipped:
+            print(f"validation: skipped {validation.skipped} invalid rows", file=sys.stderr)
+    if "num_entity_vectors" not in hyperparameters:
+        import numpy as np
+
+        hyperparameters["num_entity_vectors"] = max(1, 2 * len(np.unique(pairs.entities)))
+    hyperparameters.setdefault("vector_dim", 128)
+
+    from secml.ipinsights.model import IPInsights
+
+    model = IPInsights(seed=args.seed, device=args.device, **hyperparameters)
+    out = Path(args.model_dir)
+    if out.exists() and not out.is_dir():
+        raise SecmlError(f"--model-dir {out}: exists and is not a directory")
+    history = model.fit(pairs, validation, progress=sys.stderr.isatty())
+    model.save(out)
+    last = history[-1]
+    extra = ""
+    if "validation:discriminator_auc" in last:
+        extra = f", validation:discriminator_auc={last['validation:discriminator_auc']:.4f}"
+    print(
+        f"trained on {len(pairs)} pairs ({pairs.skipped} skipped), {len(history)} epochs, "
+        f"loss={last['loss']:.4f}{extra}, {time.perf_counter() - started:.1f} s; model in {out}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def run_score(args: argparse.Namespace) -> int:
+    import json
+
+    from secml.ipinsights.data import CsvBytes, load_pairs
+    from secml.ipinsights.model import IPInsights
+
+    model = IPInsights.load(args.model_dir, device=args.device)
+    source = args.file if args.file and args.file != "-" else CsvBytes(sys.stdin.buffer.read())
+    pairs = load_pairs(source, skip_invalid=args.skip_invalid)
+    response = model.predict_pairs(pairs, verbose=args.verbose)
+    out = sys.stdout
+    try:
+        if args.verbose:
+            out.writelines(json.dumps(p) + "\n" for p in response["predictions"])
+        else:
+            out.writelines(
+                f'{{"dot_product": {p["dot_product"]!r}}}\n' for p in response["predictions"]
+            )
+        out.flush()
+    except BrokenPipeError:
+        sys.stderr.close()  # the reader went away (| head): not an error worth a traceback
+        return 0
+    if pairs.skipped:
+        print(f"score: skipped {pairs.skipped} invalid rows ({pairs.problems[0]})", file=sys.stderr)
+    return 0
