@@ -100,8 +100,10 @@ if BACKEND == "sagemaker":
 # ### Settings
 #
 # The hyperparameters are the ones used by the public IP Insights tutorial. The number of
-# entity vectors is set from the data below (about twice the number of distinct principals,
-# so that principals rarely share a vector).
+# entity vectors is set from the data below: twice the number of distinct principals, as
+# SageMaker suggests, but at least 20,000 (the original workshop's value). Principals are
+# hashed into these vectors, and with only a few dozen vectors some principals would share
+# one and look like a single user.
 
 # %%
 HYPERPARAMETERS = {
@@ -111,6 +113,7 @@ HYPERPARAMETERS = {
     "epochs": 5,
     "learning_rate": 0.01,
 }
+MIN_ENTITY_VECTORS = 20_000
 # Score at most this many training tuples to draw the "normal" score distribution.
 TRAINING_SAMPLE_SIZE = 20_000
 # GuardDuty tuples scoring below this percentile of the training scores are flagged.
@@ -730,7 +733,7 @@ print(f"training tuples used: {len(training_set):,} of {len(train_tuples):,}")
 # and the addresses they really use get a high **dot product**, while random pairings get a
 # low one. It needs no labels: normal CloudTrail activity is the only input.
 #
-# `num_entity_vectors` is set to about twice the number of distinct principals.
+# `num_entity_vectors` is twice the number of distinct principals, and at least 20,000.
 #
 # With `sagemaker` this cell starts a training job on an `ml.m5.large` instance (about five
 # minutes). SageMaker's built-in algorithm accepts IPv4 only, so IPv6 tuples are left out
@@ -738,7 +741,7 @@ print(f"training tuples used: {len(training_set):,} of {len(train_tuples):,}")
 
 # %%
 hyperparameters = {
-    "num_entity_vectors": 2 * training_set["principal"].nunique(),
+    "num_entity_vectors": max(MIN_ENTITY_VECTORS, 2 * training_set["principal"].nunique()),
     **HYPERPARAMETERS,
 }
 print(hyperparameters)

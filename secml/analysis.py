@@ -22,6 +22,41 @@ MALICIOUS = "malicious"
 BENIGN = "benign"
 
 
+# The workshop's training settings (the public IP Insights tutorial's), shared by the offline
+# demo and the notebook (which repeats them, since secml is not installed on a notebook instance;
+# a test keeps the two equal).
+WORKSHOP_HYPERPARAMETERS = {
+    "vector_dim": 128,
+    "random_negative_sampling_rate": 5,
+    "mini_batch_size": 1000,
+    "epochs": 5,
+    "learning_rate": 0.01,
+}
+# Entities are hashed into num_entity_vectors rows. SageMaker's advice (twice the distinct
+# entities) still puts a few of 22 principals on shared rows; the original workshop's 20,000
+# rows make that unlikely at workshop scale and cost about 10 MB.
+MIN_ENTITY_VECTORS = 20_000
+
+
+def entity_vectors(n_entities: int) -> int:
+    return max(MIN_ENTITY_VECTORS, 2 * n_entities)
+
+
+def exclude_pairs(pairs: Sequence[Pair], scored: Iterable[Pair]) -> tuple[list[Pair], int]:
+    """The training pairs without the (principal, ip) pairs about to be scored, and how many
+    tuples that removed.
+
+    The workshop's CloudTrail covers the attack days, so the attacker's own API calls are in it
+    and a model trained on them learns the attacker's address as normal for the stolen key. In
+    production the model is trained on the past, before the activity it judges; leaving out the
+    pairs under investigation has the same effect. No labels are used: benign and malicious
+    findings are treated alike.
+    """
+    scored_set = set(scored)
+    kept = [pair for pair in pairs if pair not in scored_set]
+    return kept, len(pairs) - len(kept)
+
+
 def threshold_from_scores(training_scores: Sequence[float], percentile: float = 1.0) -> float:
     """The score below which a pair is flagged: a low percentile of the training distribution.
 

@@ -3,6 +3,7 @@ import math
 import numpy as np
 import pytest
 
+from secml import analysis
 from secml.analysis import (
     ScoredFinding,
     TrainingProfile,
@@ -127,3 +128,16 @@ def test_explain_score_says_what_the_model_saw():
     v6 = finding("f", None, "x", "A", "2001:db8::1")
     assert "IPV4_ONLY" in explain_score(v6, profile, ipv4_only=True)
     assert "not scored" in explain_score(v6, profile, ipv4_only=False)
+
+
+def test_exclude_pairs_drops_every_tuple_of_a_scored_pair_and_counts_them():
+    train = [("alice", "192.0.2.1"), ("bob", "192.0.2.9"), ("alice", "192.0.2.1"), ("eve", "::1")]
+    kept, removed = analysis.exclude_pairs(train, [("alice", "192.0.2.1"), ("bob", "10.0.0.1")])
+    assert kept == [("bob", "192.0.2.9"), ("eve", "::1")]
+    assert removed == 2
+    assert analysis.exclude_pairs(train, []) == (train, 0)
+
+
+def test_entity_vectors_follow_sagemaker_advice_above_a_floor():
+    assert analysis.entity_vectors(22) == analysis.MIN_ENTITY_VECTORS
+    assert analysis.entity_vectors(50_000) == 100_000

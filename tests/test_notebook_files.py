@@ -141,3 +141,26 @@ def test_the_notebook_installs_the_boto3_the_project_pins():
         if "==" in line and not line.startswith("#")
     )
     assert notebook_boto3_version() == pins["boto3"].strip()
+
+
+def _notebook_constant(name: str):
+    """A constant assigned at the top level of a notebook code cell, as a literal."""
+    import ast
+
+    for source in code_cells():
+        for node in ast.parse(source).body:
+            if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == name for t in node.targets
+            ):
+                return ast.literal_eval(node.value)
+    raise AssertionError(f"no top-level {name} = ... in the notebook")
+
+
+def test_notebook_trains_with_the_same_settings_as_the_offline_demo():
+    """The notebook repeats secml.analysis's settings (secml is absent on a notebook
+    instance); the attendee and `make demo` must train the same model."""
+    from secml import analysis
+
+    assert _notebook_constant("HYPERPARAMETERS") == analysis.WORKSHOP_HYPERPARAMETERS
+    assert _notebook_constant("MIN_ENTITY_VECTORS") == analysis.MIN_ENTITY_VECTORS
+    assert _notebook_constant("EXCLUDE_SCORED_TUPLES") is True

@@ -35,7 +35,7 @@ def register(subparsers) -> None:
         "--port", type=int, default=0, help="embedded S3 port on 127.0.0.1 (default: any free)"
     )
     parser.add_argument(
-        "--epochs", type=int, default=None, help="IP Insights epochs (default: the built-in's, 10)"
+        "--epochs", type=int, default=None, help="IP Insights epochs (default: the workshop's, 5)"
     )
     parser.add_argument("--vector-dim", type=int, default=128, help="IP Insights vector_dim")
     parser.add_argument("--seed", type=int, default=0)
@@ -44,6 +44,12 @@ def register(subparsers) -> None:
         type=float,
         default=1.0,
         help="flag scores below this percentile of the training scores (default 1)",
+    )
+    parser.add_argument(
+        "--train-on-scored-pairs",
+        action="store_true",
+        help="train on every CloudTrail tuple, the pairs under investigation included "
+        "(the original workshop's way; it teaches the model the attackers' addresses)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no training progress bar")
     parser.add_argument("--open", action="store_true", help="open the report in a browser")
@@ -71,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         stack=args.stack,
         port=args.port,
         epochs=args.epochs,
+        train_on_scored_pairs=args.train_on_scored_pairs,
         vector_dim=args.vector_dim,
         threshold_percentile=args.threshold_percentile,
         seed=args.seed,

@@ -34,7 +34,8 @@ class DemoOptions:
     backend: str = "local"
     stack: str | None = None
     port: int = 0
-    epochs: int | None = None  # None: the built-in's default
+    epochs: int | None = None  # None: the workshop's (analysis.WORKSHOP_HYPERPARAMETERS)
+    train_on_scored_pairs: bool = False  # True: the original workshop's way (see exclude_pairs)
     vector_dim: int = 128
     holdout_fraction: float = 0.1
     threshold_percentile: float = 1.0
@@ -62,6 +63,7 @@ class DemoResult:
     bucket_contents: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
     n_train_tuples: int = 0
     n_holdout_tuples: int = 0
+    n_excluded_tuples: int = 0
     n_guardduty_tuples: int = 0
     n_principals: int = 0
     training_scores: np.ndarray | None = None
@@ -316,8 +318,11 @@ def read_back(result: DemoResult, s3, ct_env, gd_env, truth_location, buckets) -
 
 def train_and_analyse(result: DemoResult, timer: StepTimer, data: ReadBack) -> None:
     options = result.options
+    pairs = data.all_train
+    if not options.train_on_scored_pairs:  # neither trained on nor held out as "normal"
+        pairs, result.n_excluded_tuples = analysis.exclude_pairs(pairs, data.guardduty_pairs)
     train_pairs, holdout_pairs = analysis.split_holdout(
-        data.all_train, options.holdout_fraction, options.seed
+        pairs, options.holdout_fraction, options.seed
     )
     result.n_train_tuples = len(train_pairs)
     result.n_holdout_tuples = len(holdout_pairs)
@@ -329,7 +334,8 @@ def train_and_analyse(result: DemoResult, timer: StepTimer, data: ReadBack) -> N
         result.hyperparameters = dict(model.hyperparameters)
         step.detail = (
             f"{len(train_pairs)} tuples, {result.n_principals} principals, "
-            f"{model.hyperparameters['epochs']} epochs, holdout {len(holdout_pairs)}"
+            f"{model.hyperparameters['epochs']} epochs, holdout {len(holdout_pairs)}, "
+            f"{result.n_excluded_tuples} tuples of the scored pairs left out"
         )
 
     with timer.step("Score and analyse") as step:
@@ -338,31 +344,19 @@ def train_and_analyse(result: DemoResult, timer: StepTimer, data: ReadBack) -> N
         step.detail = f"{len(result.findings)} findings, threshold {result.threshold:.3f}"
 
 
-# The original workshop's num_entity_vectors. SageMaker suggests twice the number of entities,
-# but entities are hashed into the rows: 22 principals in 44 rows put 6 of them on shared rows
-# (two users with one profile). A floor of 20,000 rows makes that unlikely at workshop scale.
-MIN_ENTITY_VECTORS = 20_000
-
-
-def entity_vectors(n_principals: int) -> int:
-    return max(MIN_ENTITY_VECTORS, 2 * n_principals)
-
-
 def train_model(train_pairs, options: DemoOptions, n_principals: int):
     import pandas as pd
 
     from secml.ipinsights import IPInsights
 
     hyperparameters = {
-        "num_entity_vectors": entity_vectors(n_principals),
+        **analysis.WORKSHOP_HYPERPARAMETERS,
+        "num_entity_vectors": analysis.entity_vectors(n_principals),
         "vector_dim": options.vector_dim,
     }
     if options.epochs is not None:
         hyperparameters["epochs"] = options.epochs
-    model = IPInsights(
-        **hyperparameters,
-        seed=options.seed,
-    )
+    model = IPInsights(**hyperparameters, seed=options.seed)
     model.fit(pd.DataFrame(train_pairs, columns=["entity", "ip"]), progress=options.progress)
     return model
 

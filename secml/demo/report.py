@@ -242,7 +242,15 @@ def render_html(result: DemoResult, png: bytes) -> str:
         "<h1>GuardDuty findings, ranked by IP Insights</h1>",
         f"<p class='sub'>The workshop, offline: dataset <span class='mono'>{_e(result.dataset)}</span>, "
         f"{result.n_train_tuples:,} CloudTrail training tuples, {len(result.findings)} GuardDuty "
-        f"findings, run in {result.total_seconds:.1f} s.</p>",
+        f"findings, run in {result.total_seconds:.1f} s. "
+        + (
+            "Trained on every tuple, the pairs under investigation included "
+            "(--train-on-scored-pairs).</p>"
+            if result.options.train_on_scored_pairs
+            else f"The {result.n_excluded_tuples:,} CloudTrail tuples of the (principal, IP) "
+            "pairs under investigation were left out of training and hold-out, as training on "
+            "the past would in production.</p>"
+        ),
         f"<div class='verdict {'ok' if ok else 'bad'}'><span class='icon'>{'&#10004;' if ok else '&#9888;'}</span>"
         f"<div>{_e(sentence)}<small>{_e(unscored_note(result))} Findings are ranked by the score of their "
         "(principal, IP) pair; lower = more anomalous. Labels come from the dataset's truth.csv.</small></div></div>",
