@@ -172,8 +172,9 @@ class Notebook(Construct):
             ),
             cdk.Acknowledgment(
                 id="AwsSolutions-SM3",
-                reason="Attendees install the SageMaker SDK and reach AWS APIs from the "
-                "notebook; without a VPC, direct internet access is how it gets there.",
+                reason="The notebook's first cell installs a pinned boto3 from PyPI and "
+                "calls the SageMaker, S3 and runtime APIs; without a VPC, direct internet "
+                "access is how it reaches them.",
             ),
         )
 
