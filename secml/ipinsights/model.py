@@ -151,10 +151,7 @@ class IPInsights:
                 bar.set_postfix(loss=f"{loss:.4f}", acc=f"{acc:.4f}", refresh=False)
 
             self.net.train()
-            # linear decay per epoch: 1, 1 - 1/E, ..., 1/E of learning_rate
-            metrics = trainer.epoch(
-                data, on_batch if bar is not None else None, lr_scale=1 - (epoch - 1) / epochs
-            )
+            metrics = trainer.epoch(data, on_batch if bar is not None else None)
             if bar is not None:
                 bar.close()
             metrics = {"epoch": epoch, **metrics}

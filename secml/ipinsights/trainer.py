@@ -15,10 +15,6 @@ What makes it fast on a CPU (measured in benchmarks/ipinsights.py):
   (MXNet's ``lazy_update`` semantics, which the built-in's Adam has). Weight decay is L2 added
   to the gradient (MXNet/PyTorch Adam ``wd``), applied to those rows only; the FC layers get
   ordinary dense Adam with the same L2.
-
-Learning rate: ``learning_rate`` in epoch 1, then decayed linearly per epoch (``lr_scale``, set
-by the caller: epoch k of E runs at ``1 - (k - 1) / E`` of it), which measured better than a
-constant rate on both quality sets in benchmarks/ipinsights.py.
 """
 
 from __future__ import annotations
@@ -243,15 +239,7 @@ class Trainer:
         self,
         data: TrainData,
         on_batch: Callable[[int, float, float, float], None] | None = None,
-        lr_scale: float = 1.0,
     ) -> dict:
-        """One pass over ``data`` at ``lr_scale`` x ``learning_rate``."""
-        lr = self.hp["learning_rate"] * lr_scale
-        self.entity_opt.lr = lr
-        self.ip_opt.lr = lr
-        if self.dense_opt:
-            for group in self.dense_opt.param_groups:
-                group["lr"] = lr
         n = len(data.entity_rows)
         bsz = self.hp["mini_batch_size"]
         order = torch.from_numpy(self.rng.permutation(n)).to(self.device)
