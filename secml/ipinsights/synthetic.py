@@ -27,6 +27,9 @@ class LoginSet:
     test_entities: np.ndarray
     test_ips: np.ndarray
     test_labels: np.ndarray  # 1 real, 0 random network
+    # per test pair: True for held-out real logins that are travel (a login from a random
+    # network of the table, drawn as the negatives are); None where the set has no travel
+    test_travel: np.ndarray | None = None
 
     @staticmethod
     def to_text(ips: np.ndarray) -> np.ndarray:
@@ -72,7 +75,7 @@ def _address_in(rng, starts, sizes, net, anchor_offset, jitter):
     return (starts[net] + offset).astype(np.uint32)
 
 
-def _split_and_negatives(rng, user, day, ip, starts, sizes, train_days):
+def _split_and_negatives(rng, user, day, ip, starts, sizes, train_days, travel=None):
     train = day < train_days
     known = np.unique(user[train])
     test = ~train & np.isin(user, known)
@@ -86,6 +89,7 @@ def _split_and_negatives(rng, user, day, ip, starts, sizes, train_days):
         np.concatenate([names[test_user], names[test_user]]),
         np.concatenate([test_ip, neg_ip]),
         np.r_[np.ones(len(test_ip)), np.zeros(len(neg_ip))],
+        None if travel is None else np.r_[travel[test], np.zeros(len(neg_ip), dtype=bool)],
     )
 
 
@@ -139,7 +143,7 @@ def tutorial_logins(
     t_net = rng.integers(0, num_networks, int(travel.sum()))
     ip[travel] = (starts[t_net] + rng.integers(0, sizes[t_net])).astype(np.uint32)
     del owner
-    return _split_and_negatives(rng, user, day, ip, starts, sizes, train_days)
+    return _split_and_negatives(rng, user, day, ip, starts, sizes, train_days, travel)
 
 
 def organisation_logins(
