@@ -16,7 +16,6 @@ import contextlib
 import logging
 import os
 import re
-import threading
 import traceback
 from collections import Counter, deque
 from collections.abc import Iterator
@@ -227,12 +226,12 @@ def read_log_files(
             summary.files_read += 1
             return log
 
-        for name, blob in blobs:
-            if pool.full():
-                log = finished(*pool.next_result())
-                if log is not None:
-                    yield log
+        for name, blob in blobs:  # the next file is read before waiting for a worker
+            done = pool.next_result() if pool.full() else None  # frees the worker it goes to
             pool.submit(name, blob, max(0, print_limit - records))
+            log = finished(*done) if done is not None else None
+            if log is not None:
+                yield log
         while pool.pending():
             log = finished(*pool.next_result())
             if log is not None:
@@ -266,12 +265,14 @@ class _WorkerPool:
     """An ordered pool of forked worker processes, fed through pipes. It uses only
     multiprocessing.Process and Pipe, which work in AWS Lambda (Pool, Queue and
     ProcessPoolExecutor need /dev/shm, which Lambda lacks). File k goes to worker k mod n and
-    results are read back in the same order, so the output is the sequential run's. At most
-    DEPTH files per worker are in flight, so memory does not grow with the number of files.
-    Each worker reads its jobs on a thread of its own, so a blocked result never blocks a
-    job being sent (no deadlock whatever the sizes)."""
+    results are read back in the same order, so the output is the sequential run's. A worker
+    is sent a file only once it has returned its previous one (it is then waiting in recv):
+    memory stays at n files in flight, and neither side can block the other on a full pipe,
+    whatever the sizes. (A reader thread in the worker, to queue a second file ahead, was
+    slower: it has to win the GIL from the busy worker for every 64 KiB of a file, and the
+    parent is stuck sending meanwhile.)"""
 
-    DEPTH = 2
+    DEPTH = 1
 
     def __init__(self, procs: list, jobs: list, results: list) -> None:
         self._procs, self._jobs, self._results = procs, jobs, results
@@ -346,28 +347,12 @@ class _WorkerPool:
 
 
 def _worker_main(jobs, results, ipv4_only: bool) -> None:
-    """A worker: jobs are read ahead on a thread, worked in order, answered in order."""
-    queue: deque = deque()
-    ready = threading.Condition()
-
-    def read() -> None:
-        while True:
-            try:
-                job = jobs.recv()
-            except EOFError:
-                job = None
-            with ready:
-                queue.append(job)
-                ready.notify()
-            if job is None:
-                return
-
-    threading.Thread(target=read, daemon=True).start()
+    """A worker: one file at a time, answered in order, until told to stop (None)."""
     while True:
-        with ready:
-            while not queue:
-                ready.wait()
-            job = queue.popleft()
+        try:
+            job = jobs.recv()
+        except EOFError:  # the parent has gone
+            return
         if job is None:
             return
         name, blob, print_n = job
