@@ -161,3 +161,5 @@ def test_worker_count_from_the_environment(monkeypatch):
     assert index.worker_count() == 1
     monkeypatch.delenv("INGEST_WORKERS")
     assert index.worker_count() >= 1
+    monkeypatch.setenv("INGEST_WORKERS", "two")
+    assert index.worker_count() >= 1

@@ -198,7 +198,7 @@ def read_log_files(
 ) -> Iterator[CloudTrailLog]:
     """Each readable CloudTrail log file, in order, one at a time, decided whole before it is
     yielded. With workers > 1 the files are decompressed, scanned and turned into tuples in
-    that many worker processes, a few files ahead (see _WorkerPool); the logs come back in
+    that many worker processes, one file each in flight (see _WorkerPool); the logs come back in
     file order with their tuples ready for get_tuples(), and the same skips are counted."""
     blobs = common.iter_blobs(sources, summary)
     pool = _WorkerPool.start(workers, ipv4_only) if workers > 1 else None
@@ -244,7 +244,10 @@ def worker_count() -> int:
     """INGEST_WORKERS, else the CPUs this process may run on (the Lambda gets 2 at 3008 MB)."""
     value = os.environ.get("INGEST_WORKERS", "").strip()
     if value:
-        return max(1, int(value))
+        try:
+            return max(1, int(value))
+        except ValueError:
+            LOG.warning("INGEST_WORKERS=%r is not a number: one worker per CPU", value)
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # pragma: no cover - not Linux
