@@ -9,7 +9,11 @@ preset), then runs, each in its own process so peak RSS is its own:
 - workshop-baseline: the original workshop's approach (read the whole file, json.load, sort the
   records by eventTime, collect every tuple in a list, write at the end);
 - ingest (orjson) and ingest (stdlib json): this project's CloudTrail handler, as the CLI runs
-  it, with each JSON backend (the Lambda runtime has no orjson: it gets the stdlib one).
+  it, with each JSON backend (the Lambda runtime has no orjson: it gets the stdlib one), with
+  its default worker processes (INGEST_WORKERS, else one per CPU: the count is printed), and
+  ingest (orjson) again with INGEST_WORKERS=1 (sequential, in the one process).
+
+Peak RSS is the main process's; with workers, the largest worker's peak is shown beside it.
 
 Then it runs the project's ingest on twice as many files to show that peak memory does not
 grow with the number of files. --large also times the `large` preset end to end.
@@ -77,7 +81,10 @@ def project_ingest(folder: Path, out: Path, backend: str) -> dict:
 
 def worker(approach: str, folder: Path, out: Path) -> None:
     files = sorted(folder.rglob("*.json.gz"))
-    import lambda_src.cloudtrail_ingest.index  # noqa: F401  (imports are not what we time)
+    parts = approach.split(":")
+    if len(parts) == 3:
+        os.environ["INGEST_WORKERS"] = parts[2]
+    import lambda_src.cloudtrail_ingest.index as index  # (imports are not what we time)
 
     t0 = time.perf_counter()
     if approach == "decompress-only":
@@ -85,9 +92,12 @@ def worker(approach: str, folder: Path, out: Path) -> None:
     elif approach == "workshop-baseline":
         res = workshop_baseline(files, out)
     else:
-        res = project_ingest(folder, out, approach.split(":")[1])
+        res = project_ingest(folder, out, parts[1])
     res["seconds"] = time.perf_counter() - t0
     res["peak_rss_mb"] = peak_rss_mb()
+    res["workers"] = index.worker_count() if approach.startswith("ingest") else 1
+    # The workers have been joined: the largest one's peak RSS (Linux: kilobytes).
+    res["worker_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(json.dumps(res))
 
 
@@ -103,7 +113,13 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-APPROACHES = ("decompress-only", "workshop-baseline", "ingest:orjson", "ingest:stdlib")
+APPROACHES = (
+    "decompress-only",
+    "workshop-baseline",
+    "ingest:orjson",
+    "ingest:stdlib",
+    "ingest:orjson:1",
+)
 
 
 def run_child(approach: str, folder: Path, out: Path) -> dict:
@@ -183,25 +199,34 @@ def main() -> int:
         base = results["workshop-baseline"]["seconds"]
         print(
             f"{'approach':<20}{'seconds':>9}{'records/s':>13}{'x baseline':>12}"
-            f"{'x decompress':>14}{'peak RSS MB':>13}"
+            f"{'x decompress':>14}{'workers':>9}{'peak RSS MB':>13}{'worker RSS MB':>15}"
         )
         for name, r in results.items():
             secs = r["seconds"]
+            worker_rss = f"{r['worker_rss_mb']:.0f}" if r["workers"] > 1 else "-"
             print(
                 f"{name:<20}{secs:>9.2f}{records / secs:>13,.0f}"
-                f"{base / secs:>12.2f}{secs / floor:>14.2f}{r['peak_rss_mb']:>13.0f}"
+                f"{base / secs:>12.2f}{secs / floor:>14.2f}{r['workers']:>9}"
+                f"{r['peak_rss_mb']:>13.0f}{worker_rss:>15}"
             )
-        same = (tmp / "ingest:orjson.csv").read_bytes() == (tmp / "ingest:stdlib.csv").read_bytes()
-        print(f"orjson and stdlib outputs identical: {same}")
+        outputs = [(tmp / f"{a}.csv").read_bytes() for a in APPROACHES if a.startswith("ingest")]
+        same = all(o == outputs[0] for o in outputs)
+        print(f"ingest outputs identical (orjson, stdlib, 1 worker): {same}")
         grow = {}
         for label, folder in ((f"{n_files} files", small), (f"{2 * n_files} files", big)):
             for backend in ("orjson", "stdlib"):
                 r = run_child(f"ingest:{backend}", folder, tmp / "grow.csv")
-                grow[(label, backend)] = r["peak_rss_mb"]
+                grow[(label, backend)] = r
         for backend in ("orjson", "stdlib"):
             a, b = (grow[(f"{n_files} files", backend)], grow[(f"{2 * n_files} files", backend)])
+            w = (
+                f"; largest worker {a['worker_rss_mb']:.0f} MB, {b['worker_rss_mb']:.0f} MB"
+                if a["workers"] > 1
+                else ""
+            )
             print(
-                f"peak RSS ({backend}): {n_files} files {a:.0f} MB, {2 * n_files} files {b:.0f} MB"
+                f"peak RSS ({backend}): {n_files} files {a['peak_rss_mb']:.0f} MB, "
+                f"{2 * n_files} files {b['peak_rss_mb']:.0f} MB{w}"
             )
         if args.large:
             large(tmp)

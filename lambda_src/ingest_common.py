@@ -269,15 +269,22 @@ def decompress(name: str, blob: bytes, summary: Summary) -> bytes | None:
 
     gzip checks the CRC and length of the whole member: a truncated or corrupt file fails here.
     """
+    data, skip = try_decompress(blob)
+    if skip is not None:
+        skip_file(summary, name, *skip)
+    return data
+
+
+def try_decompress(blob: bytes) -> tuple[bytes | None, tuple | None]:
+    """(data, None), or (None, (reason, detail)) for skip_file(): decompress() without a
+    summary, for a worker process that reports back instead of logging."""
     try:
         data = gunzip(blob) if blob[:2] == b"\x1f\x8b" else blob
     except (EOFError, OSError, zlib.error) as exc:
-        skip_file(summary, name, "bad-gzip", exc)
-        return None
+        return None, ("bad-gzip", exc)
     if not data.strip():
-        skip_file(summary, name, "empty-file")
-        return None
-    return data
+        return None, ("empty-file", None)
+    return data, None
 
 
 def decode(name: str, blob: bytes, summary: Summary, parse: Callable[[bytes], object]):
@@ -287,11 +294,18 @@ def decode(name: str, blob: bytes, summary: Summary, parse: Callable[[bytes], ob
 
 
 def parse_file(name: str, data: bytes, summary: Summary, parse: Callable[[bytes], object]):
+    document, skip = try_parse(data, parse)
+    if skip is not None:
+        skip_file(summary, name, *skip)
+    return document
+
+
+def try_parse(data: bytes, parse: Callable[[bytes], object]) -> tuple[object, tuple | None]:
+    """(document, None), or (None, (reason, detail)) for skip_file()."""
     try:
-        return parse(data)
+        return parse(data), None
     except ValueError as exc:  # JSONDecodeError, orjson.JSONDecodeError, UnicodeDecodeError
-        skip_file(summary, name, "not-json", str(exc)[:120])
-        return None
+        return None, ("not-json", str(exc)[:120])
 
 
 # ---- writing the output ----------------------------------------------------------------------

@@ -12,8 +12,12 @@ Insight events, records without the fields) are skipped and counted by reason; u
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import re
+import traceback
+from collections import Counter, deque
 from collections.abc import Iterator
 
 if __package__:  # imported as lambda_src.cloudtrail_ingest.index (CLI, offline demo, tests)
@@ -93,18 +97,25 @@ _SERVICE_ITEM = (None, "aws-service-principal")
 
 class CloudTrailLog:
     """One log file that read in full. Its items, in record order, are either a scanned
-    (principalId, sourceIPAddress) pair of bytes or a parsed record dict for get_tuple()."""
+    (principalId, sourceIPAddress) pair of bytes or a parsed record dict for get_tuple().
+
+    A log read by a worker process (see _WorkerPool) arrives already worked: no items, its
+    tuples and skip counts computed there, and only the first records it may have to print."""
 
     def __init__(self, name: str, items: list, data: bytes = b""):
         self.name = name
         self.items = items
         self.count = len(items)
         self._data = data  # the scanned JSON, kept only to print the first records
+        self.worked: tuple | None = None  # (ipv4_only, tuples, skip counts) from a worker
+        self._first: list | None = None
 
     def first_records(self, n: int) -> list:
         """Up to n records as dicts (for printing), parsing only what is shown."""
         if n <= 0:
             return []
+        if self._first is not None:
+            return self._first[:n]
         if not self._data:
             return self.items[:n]
         pieces = self._data[len(_FIRST) : -len(_LAST)].split(_BETWEEN, n)[:n]
@@ -154,35 +165,221 @@ def _scan(data: bytes) -> list | None:
     return items
 
 
-def read_log_files(sources: list[str], summary: common.Summary) -> Iterator[CloudTrailLog]:
-    """Each readable CloudTrail log file, one at a time, decided whole before it is yielded."""
-    for name, blob in common.iter_blobs(sources, summary):
-        data = common.decompress(name, blob, summary)
-        if data is None:
-            continue
-        # The scan relies on gzip's CRC for integrity; an uncompressed file is parsed whole.
-        scanned = _scan(data.strip()) if blob[:2] == b"\x1f\x8b" else None
-        if scanned is not None:
-            log = CloudTrailLog(name, scanned, data.strip())
-        else:
-            document = common.parse_file(name, data, summary, common.loads)
-            if document is None:
+def load_log(name: str, blob: bytes) -> tuple[CloudTrailLog | None, tuple | None]:
+    """(the file's log, None) if it is a readable CloudTrail log file, decided whole; else
+    (None, (reason, detail)) for skip_file()."""
+    data, skip = common.try_decompress(blob)
+    if skip is not None:
+        return None, skip
+    # The scan relies on gzip's CRC for integrity; an uncompressed file is parsed whole.
+    scanned = _scan(data.strip()) if blob[:2] == b"\x1f\x8b" else None
+    if scanned is not None:
+        log = CloudTrailLog(name, scanned, data.strip())
+    else:
+        document, skip = common.try_parse(data, common.loads)
+        if skip is not None:
+            return None, skip
+        records = document.get("Records") if isinstance(document, dict) else None
+        if not isinstance(records, list):
+            return None, ("not-a-cloudtrail-log", None)
+        log = CloudTrailLog(name, records)
+    if log.count == 0:
+        return None, ("no-records", None)
+    return log, None
+
+
+def read_log_files(
+    sources: list[str],
+    summary: common.Summary,
+    *,
+    workers: int = 1,
+    ipv4_only: bool = False,
+    print_limit: int = 0,
+) -> Iterator[CloudTrailLog]:
+    """Each readable CloudTrail log file, in order, one at a time, decided whole before it is
+    yielded. With workers > 1 the files are decompressed, scanned and turned into tuples in
+    that many worker processes, one file each in flight (see _WorkerPool); the logs come back in
+    file order with their tuples ready for get_tuples(), and the same skips are counted."""
+    blobs = common.iter_blobs(sources, summary)
+    pool = _WorkerPool.start(workers, ipv4_only) if workers > 1 else None
+    if pool is None:
+        for name, blob in blobs:
+            log, skip = load_log(name, blob)
+            if skip is not None:
+                common.skip_file(summary, name, *skip)
                 continue
-            records = document.get("Records") if isinstance(document, dict) else None
-            if not isinstance(records, list):
-                common.skip_file(summary, name, "not-a-cloudtrail-log")
-                continue
-            log = CloudTrailLog(name, records)
-        if log.count == 0:
-            common.skip_file(summary, name, "no-records")
-            continue
-        summary.files_read += 1
-        yield log
+            summary.files_read += 1
+            yield log
+        return
+    try:
+        records = 0  # records of the logs yielded so far: at most print_limit more to print
+
+        def finished(name: str, result: tuple) -> CloudTrailLog | None:
+            nonlocal records
+            if result[0] == "skip":
+                common.skip_file(summary, name, *result[1])
+                return None
+            _, count, tuples, skips, first = result
+            log = CloudTrailLog(name, [])
+            log.count, log.worked, log._first = count, (ipv4_only, tuples, skips), first
+            records += count
+            summary.files_read += 1
+            return log
+
+        for name, blob in blobs:  # the next file is read before waiting for a worker
+            done = pool.next_result() if pool.full() else None  # frees the worker it goes to
+            pool.submit(name, blob, max(0, print_limit - records))
+            log = finished(*done) if done is not None else None
+            if log is not None:
+                yield log
+        while pool.pending():
+            log = finished(*pool.next_result())
+            if log is not None:
+                yield log
+    finally:
+        pool.close()
+
+
+def worker_count() -> int:
+    """INGEST_WORKERS, else the CPUs this process may run on (the Lambda gets 2 at 3008 MB)."""
+    value = os.environ.get("INGEST_WORKERS", "").strip()
+    if value:
+        try:
+            return max(1, int(value))
+        except ValueError:
+            LOG.warning("INGEST_WORKERS=%r is not a number: one worker per CPU", value)
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _work(name: str, blob: bytes, ipv4_only: bool, print_n: int) -> tuple:
+    """A worker's whole job for one file: a compact, picklable answer."""
+    log, skip = load_log(name, blob)
+    if skip is not None:
+        return ("skip", skip)
+    skips: Counter = Counter()
+    tuples = _tuples_of(log, ipv4_only, skips)
+    return ("log", log.count, tuples, skips, log.first_records(print_n))
+
+
+class _WorkerPool:
+    """An ordered pool of forked worker processes, fed through pipes. It uses only
+    multiprocessing.Process and Pipe, which work in AWS Lambda (Pool, Queue and
+    ProcessPoolExecutor need /dev/shm, which Lambda lacks). File k goes to worker k mod n and
+    results are read back in the same order, so the output is the sequential run's. A worker
+    is sent a file only once it has returned its previous one (it is then waiting in recv):
+    memory stays at n files in flight, and neither side can block the other on a full pipe,
+    whatever the sizes. (A reader thread in the worker, to queue a second file ahead, was
+    slower: it has to win the GIL from the busy worker for every 64 KiB of a file, and the
+    parent is stuck sending meanwhile.)"""
+
+    DEPTH = 1
+
+    def __init__(self, procs: list, jobs: list, results: list) -> None:
+        self._procs, self._jobs, self._results = procs, jobs, results
+        self._sent = 0
+        self._inflight: deque = deque()  # (worker, name) in file order
+
+    @classmethod
+    def start(cls, n: int, ipv4_only: bool) -> _WorkerPool | None:
+        """n started workers, or None (the caller goes sequential) if they cannot start."""
+        import multiprocessing
+
+        procs: list = []
+        try:
+            if "fork" not in multiprocessing.get_all_start_methods():
+                return None
+            ctx = multiprocessing.get_context("fork")
+            jobs, results = [], []
+            for _ in range(n):
+                job_r, job_w = ctx.Pipe(duplex=False)
+                res_r, res_w = ctx.Pipe(duplex=False)
+                proc = ctx.Process(target=_worker_main, args=(job_r, res_w, ipv4_only))
+                proc.daemon = True
+                proc.start()
+                procs.append(proc)
+                job_r.close()
+                res_w.close()
+                jobs.append(job_w)
+                results.append(res_r)
+        except Exception as exc:  # no fork, no pipes, no processes: run in this one
+            LOG.warning("ingest workers did not start (%s): reading files sequentially", exc)
+            for proc in procs:
+                proc.terminate()
+                proc.join()
+            return None
+        return cls(procs, jobs, results)
+
+    def full(self) -> bool:
+        return len(self._inflight) >= self.DEPTH * len(self._procs)
+
+    def pending(self) -> bool:
+        return bool(self._inflight)
+
+    def submit(self, name: str, blob: bytes, print_n: int) -> None:
+        worker = self._sent % len(self._procs)
+        self._jobs[worker].send((name, blob, print_n))
+        self._inflight.append((worker, name))
+        self._sent += 1
+
+    def next_result(self) -> tuple[str, tuple]:
+        worker, name = self._inflight.popleft()
+        try:
+            result = self._results[worker].recv()
+        except EOFError:
+            raise RuntimeError(f"ingest worker {worker} died reading {name}") from None
+        if result[0] == "error":
+            raise RuntimeError(f"ingest worker failed on {name}:\n{result[1]}")
+        return name, result
+
+    def close(self) -> None:
+        for conn in self._jobs:
+            with contextlib.suppress(OSError):  # a worker that has already gone
+                conn.send(None)
+        for proc in self._procs:
+            if self._inflight:  # stopped early (an error): don't wait for unread results
+                proc.terminate()
+            proc.join(timeout=5)
+            if proc.is_alive():  # pragma: no cover - a worker that ignores its stop
+                proc.terminate()
+                proc.join()
+        for conn in self._jobs + self._results:
+            conn.close()
+
+
+def _worker_main(jobs, results, ipv4_only: bool) -> None:
+    """A worker: one file at a time, answered in order, until told to stop (None)."""
+    while True:
+        try:
+            job = jobs.recv()
+        except EOFError:  # the parent has gone
+            return
+        if job is None:
+            return
+        name, blob, print_n = job
+        try:
+            result = _work(name, blob, ipv4_only, print_n)
+        except BaseException:
+            result = ("error", traceback.format_exc())
+        try:
+            results.send(result)
+        except OSError:  # the parent has gone
+            return
 
 
 def get_tuples(log: CloudTrailLog, *, ipv4_only: bool = False, skipped=None) -> list:
     """The <principal ID, IP address> tuples of a log file's records, in order: get_tuple() of
     each parsed record; the same rules, through caches, for each scanned pair."""
+    if log.worked is not None and log.worked[0] == ipv4_only:  # done by a worker process
+        if skipped is not None:
+            skipped.update(log.worked[2])
+        return log.worked[1]
+    return _tuples_of(log, ipv4_only, skipped)
+
+
+def _tuples_of(log: CloudTrailLog, ipv4_only: bool, skipped) -> list:
     principals, addresses = _PRINCIPALS, _ADDRESSES[ipv4_only]
     if len(principals) > 100_000 or len(addresses) > 100_000:
         principals.clear()
@@ -230,8 +427,16 @@ def handler(event, context):
     ipv4_only, skipped = config.ipv4_only, summary.skipped
     output = common.TupleOutput(config.output)
     printed = 0
+    logs = None
     try:
-        for log in read_log_files(config.sources, summary):
+        logs = read_log_files(
+            config.sources,
+            summary,
+            workers=worker_count(),
+            ipv4_only=ipv4_only,
+            print_limit=print_limit,
+        )
+        for log in logs:
             for record in log.first_records(print_limit - printed):
                 print_short_record(record)
                 printed += 1
@@ -243,6 +448,8 @@ def handler(event, context):
         summary.tuples_written = output.count
         summary.output = output.publish()
     except BaseException:
+        if logs is not None:
+            logs.close()  # a failed run stops its worker processes now
         output.discard()
         raise
     if summary.output is None:
