@@ -35,6 +35,8 @@ SAGEMAKER_RESOURCE_TYPES = (
 def render_lifecycle_script(name: str, values: dict[str, str]) -> str:
     """stacks/lifecycle/<name> with each @@KEY@@ replaced by values[KEY]; all keys must be used."""
     text = (LIFECYCLE_DIR / name).read_text(encoding="utf-8")
+    shared = (LIFECYCLE_DIR / "pick_python.sh").read_text(encoding="utf-8").rstrip("\n")
+    text = text.replace("@@PICK_PYTHON@@", shared)
     for key, value in values.items():
         marker = f"@@{key}@@"
         if marker not in text:

@@ -16,18 +16,7 @@ export SECML_TRAIN_KEY='@@TRAIN_KEY@@'
 export SECML_INFER_KEY='@@INFER_KEY@@'
 export SECML_TRUTH_KEY='@@TRUTH_KEY@@'
 
-# The system python3 may lack boto3; the notebook's JupyterSystemEnv always has it.
-pick_python() {
-    local candidate
-    for candidate in "${SECML_PYTHON:-}" /home/ec2-user/anaconda3/envs/JupyterSystemEnv/bin/python \
-        /usr/bin/python3 python3; do
-        if [ -n "$candidate" ] && "$candidate" -c 'import boto3' >/dev/null 2>&1; then
-            echo "$candidate"
-            return 0
-        fi
-    done
-    return 1
-}
+@@PICK_PYTHON@@
 PYTHON="$(pick_python)" || { echo "secml on-create: no python3 with boto3" >&2; exit 1; }
 
 mkdir -p "$SAGEMAKER_HOME"

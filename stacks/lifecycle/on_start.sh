@@ -10,17 +10,7 @@ REGION='@@REGION@@'
 AUTOSTOP_DIR="${SECML_AUTOSTOP_DIR:-/usr/local/bin}"
 AUTOSTOP="$AUTOSTOP_DIR/secml-autostop.py"
 
-pick_python() {
-    local candidate
-    for candidate in "${SECML_PYTHON:-}" /home/ec2-user/anaconda3/envs/JupyterSystemEnv/bin/python \
-        /usr/bin/python3 python3; do
-        if [ -n "$candidate" ] && "$candidate" -c 'import boto3' >/dev/null 2>&1; then
-            echo "$candidate"
-            return 0
-        fi
-    done
-    return 1
-}
+@@PICK_PYTHON@@
 PYTHON="$(pick_python)" || { echo "secml on-start: no python3 with boto3, no auto-stop" >&2; exit 0; }
 
 mkdir -p "$AUTOSTOP_DIR"
