@@ -13,7 +13,6 @@ import threading
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from secml.cli import main
 from secml.fleet.aws import AssumedRoleSessions
@@ -25,17 +24,6 @@ from tests.fleet_moto import MARKER_PARAMETER, account_ids, write_package, write
 
 REGION = "eu-west-1"
 STACK = "FleetTest"
-
-
-@pytest.fixture
-def aws(monkeypatch):
-    for var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    with mock_aws():
-        yield
 
 
 @pytest.fixture
@@ -81,7 +69,9 @@ def read_report(path):
         return {row["account_id"]: row for row in csv.DictReader(fh)}
 
 
-def test_parallel_provision_isolates_a_failing_account_then_teardown_empties_all(aws, workdir):
+def test_parallel_provision_isolates_a_failing_account_then_teardown_empties_all(
+    fleet_aws, workdir
+):
     accounts = account_ids(6)
     broken = accounts[2]
     # That account already has the parameter the template creates: its stack cannot be created.
@@ -128,7 +118,7 @@ def test_parallel_provision_isolates_a_failing_account_then_teardown_empties_all
         assert session_in(account).client("s3").list_buckets()["Buckets"] == []
 
 
-def test_resume_after_interruption_does_no_duplicate_work(aws, workdir):
+def test_resume_after_interruption_does_no_duplicate_work(fleet_aws, workdir):
     accounts = account_ids(8, start=200000000001)
     targets = read_roster(write_roster(workdir / "r.csv", accounts), default_region=None)
     spec = spec_from_package(workdir / "pkg", assets_bucket="b-{region}")
@@ -194,7 +184,7 @@ def test_resume_after_interruption_does_no_duplicate_work(aws, workdir):
         assert len(live_stacks(account)) == 1
 
 
-def test_rerun_with_changed_parameters_updates_and_force_redoes(aws, workdir):
+def test_rerun_with_changed_parameters_updates_and_force_redoes(fleet_aws, workdir):
     accounts = account_ids(2, start=300000000001)
     roster = write_roster(workdir / "roster.csv", accounts)
     assert main(provision_args(roster)) == 0
@@ -213,7 +203,7 @@ def test_rerun_with_changed_parameters_updates_and_force_redoes(aws, workdir):
         assert params["AssetsBucketPrefix"] == "event-2/"
 
 
-def test_status_refresh_reads_every_account(aws, workdir, capsys):
+def test_status_refresh_reads_every_account(fleet_aws, workdir, capsys):
     accounts = account_ids(3, start=400000000001)
     roster = write_roster(workdir / "roster.csv", accounts)
     assert main(provision_args(roster)) == 0
@@ -228,7 +218,7 @@ def test_status_refresh_reads_every_account(aws, workdir, capsys):
     assert accounts[2] in out
 
 
-def test_teardown_runs_the_leftover_check_per_account(aws, workdir):
+def test_teardown_runs_the_leftover_check_per_account(fleet_aws, workdir):
     accounts = account_ids(2, start=500000000001)
     roster = write_roster(workdir / "roster.csv", accounts)
     assert main(provision_args(roster)) == 0
@@ -253,7 +243,7 @@ def test_teardown_runs_the_leftover_check_per_account(aws, workdir):
     ]
 
 
-def test_user_errors_are_one_line(aws, workdir, capsys):
+def test_user_errors_are_one_line(fleet_aws, workdir, capsys):
     roster = workdir / "bad.csv"
     roster.write_text("12345\n")
     assert main(provision_args(roster)) == 2

@@ -5,7 +5,6 @@ from __future__ import annotations
 import boto3
 import pytest
 from botocore.stub import ANY, Stubber
-from moto import mock_aws
 
 from secml.cli import main
 from secml.errors import SecmlError
@@ -14,17 +13,6 @@ from secml.fleet.stackset import StackSetOptions, delete_stack_set, deploy_stack
 from tests.fleet_moto import write_package
 
 REGION = "eu-west-1"
-
-
-@pytest.fixture
-def aws(monkeypatch):
-    for var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    with mock_aws():
-        yield
 
 
 def make_org_with_ou(n_accounts: int) -> tuple[str, list[str]]:
@@ -43,7 +31,7 @@ def make_org_with_ou(n_accounts: int) -> tuple[str, list[str]]:
     return ou, accounts
 
 
-def test_stackset_deploys_to_every_account_of_the_ou_then_updates(aws, tmp_path):
+def test_stackset_deploys_to_every_account_of_the_ou_then_updates(fleet_aws, tmp_path):
     ou, accounts = make_org_with_ou(3)
     write_package(tmp_path / "pkg")
     args = ["fleet", "stackset", "--template", str(tmp_path / "pkg"), "--ou", ou]
