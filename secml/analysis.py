@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from secml.ipinsights.metrics import roc_auc as rank_sum_auc
+
 Pair = tuple[str, str]
 
 MALICIOUS = "malicious"
@@ -154,32 +156,15 @@ def rank_findings(findings: Iterable[ScoredFinding]) -> list[ScoredFinding]:
 def roc_auc(anomalous: Sequence[float], normal: Sequence[float]) -> float:
     """P(an anomalous item scores below a normal one), ties counting half (Mann-Whitney U).
 
-    1.0: the scores separate the two sets perfectly; 0.5: no better than chance.
+    1.0: the scores separate the two sets perfectly; 0.5: no better than chance; NaN when either
+    set is empty. The engine's rank-sum AUC on negated scores (low score = anomalous = positive).
     """
     a = np.asarray(anomalous, dtype=float)
     n = np.asarray(normal, dtype=float)
     if a.size == 0 or n.size == 0:
         return math.nan
-    combined = np.concatenate([a, n])
-    ranks = _average_ranks(-combined)  # rank 1 = highest score, so anomalous ranks high if low
-    rank_sum = ranks[: a.size].sum()
-    u = rank_sum - a.size * (a.size + 1) / 2.0
-    return float(u / (a.size * n.size))
-
-
-def _average_ranks(values: np.ndarray) -> np.ndarray:
-    """1-based ranks, ties sharing their average rank (what scipy.stats.rankdata does)."""
-    order = np.argsort(values, kind="mergesort")
-    sorted_values = values[order]
-    ranks = np.empty(values.size, dtype=float)
-    start = 0
-    while start < values.size:
-        end = start
-        while end + 1 < values.size and sorted_values[end + 1] == sorted_values[start]:
-            end += 1
-        ranks[order[start : end + 1]] = (start + end) / 2.0 + 1.0
-        start = end + 1
-    return ranks
+    labels = np.concatenate([np.ones(a.size, dtype=bool), np.zeros(n.size, dtype=bool)])
+    return rank_sum_auc(-np.concatenate([a, n]), labels)
 
 
 @dataclass(frozen=True)
