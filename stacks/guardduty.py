@@ -14,7 +14,7 @@ class GuardDuty(Construct):
     """Custom resource around lambda_src/guardduty_detector (see its docstring for why)."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, sample_findings: bool = True
+        self, scope: Construct, construct_id: str, *, tag_key: str, sample_findings: bool = True
     ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
@@ -83,7 +83,7 @@ class GuardDuty(Construct):
             resource_type="Custom::GuardDutyDetector",
             properties={
                 "SampleFindings": str(sample_findings).lower(),
-                "Tags": {"secml:stack": stack.stack_name},
+                "Tags": {tag_key: stack.stack_name},
             },
         )
         self.detector_id = self.detector.get_att_string("DetectorId")

@@ -40,7 +40,9 @@ class WorkshopStack(cdk.Stack):
             tuples_bucket=self.data.tuples_bucket,
             solutions=solutions,
         )
-        self.guardduty = GuardDuty(self, "GuardDuty", sample_findings=sample_findings)
+        self.guardduty = GuardDuty(
+            self, "GuardDuty", tag_key=STACK_TAG, sample_findings=sample_findings
+        )
         self.notebook = Notebook(
             self,
             "Notebook",
