@@ -334,7 +334,14 @@ def _adversarial_records() -> list:
     escaped_type["eventType"] = "AwsCloudTrailInsight"  # written with a \\u escape below
     service_with_ip = record(identity={"type": "AWSService", "invokedBy": "s3.amazonaws.com"})
     service_odd = record(identity={"type": "AWSService", "principalId": "AIDASVC"}, ip="192.0.2.25")
+    # eventTime after eventSource: a scan from principalId to the first '},"eventTime":"' would
+    # run on into the next record and take its address
+    late_time = record("AIDALATETIME", "192.0.2.29")
+    late_time = {k: late_time[k] for k in ("eventVersion", "userIdentity", "eventSource")} | (
+        late_time
+    )
     return [
+        late_time,
         record("AIDAPLAIN", "203.0.113.1"),
         reordered,
         odd_identity,
@@ -357,14 +364,15 @@ def _adversarial_records() -> list:
     ]
 
 
-@pytest.mark.parametrize("start", range(0, 19, 3))
+@pytest.mark.parametrize("start", range(0, 20, 3))
 @pytest.mark.parametrize("ipv4_only", [False, True])
 def test_scan_matches_full_parse_on_adversarial_layouts(tmp_path, start, ipv4_only):
     """Each adversarial record, alone among plain ones and all together: the handler's output
     and counts equal get_tuple() over json.loads of the same file."""
     odd = _adversarial_records()
     plain = [record(f"AIDAP{n}", f"198.51.100.{n}") for n in range(1, 6)]
-    layouts = [plain[:2] + [r] + plain[2:] for r in odd[start : start + 3]] + [odd + plain]
+    layouts = [plain[:2] + [r] + plain[2:] for r in odd[start : start + 3]]
+    layouts += [[r] + plain for r in odd[start : start + 3]] + [odd + plain]  # first in file
     for n, records in enumerate(layouts):
         text = json.dumps({"Records": records}, separators=(",", ":"))
         text = (

@@ -77,12 +77,13 @@ def get_tuple(record: dict, *, ipv4_only: bool = False, skipped=None) -> tuple[s
 # such files the two fields a tuple needs are found by a scan anchored on that layout (no
 # object per record is built); any record that does not fit it exactly is parsed on its own and
 # goes through get_tuple(), and a file that does not fit at all is parsed whole.
-_FIRST = b'{"Records":[{"eventVersion":"'
+_RECORD_START = b'{"eventVersion":"'
+_FIRST = b'{"Records":[' + _RECORD_START
 _BETWEEN = b'},{"eventVersion":"'  # one record's end and the next one's start
 _LAST = b"}]}"
 _EMPTY = b'{"Records":[]}'
 _EVENT_VERSION = b'"eventVersion"'
-_INSIGHT = b"Insight"  # eventType AwsCloudTrailInsight, eventCategory Insight
+_INSIGHT = b'"AwsCloudTrailInsight"'  # an Insight event's eventType
 # Matched at the start of a record's text after '{"eventVersion":"':
 _HEAD = re.compile(rb'[^"\\]*","userIdentity":\{"type":"[A-Za-z]+","principalId":"([^"\\]*)"')
 _AWS_SERVICE = re.compile(
@@ -92,6 +93,17 @@ _SOURCE_IP = re.compile(
     rb'\},"eventTime":"[^"\\]*","eventSource":"[^"\\]*","eventName":"[^"\\]*",'
     rb'"awsRegion":"[^"\\]*","sourceIPAddress":"([^"\\]*)"'
 )
+# Both at once: a record in the common layout, as (service, principal, ip). From principalId,
+# runs of non-braces and any '}' not followed by ',"eventTime":"' are taken possessively (no
+# backtracking): the match goes to the first '},"eventTime":"', as _SOURCE_IP's search does.
+_RECORD = (
+    rb'\{"eventVersion":"[^"\\]*","userIdentity":\{"type":"(?:(AWSService)","invokedBy":"'
+    rb'[^"\\]*"\},"eventTime":"|[A-Za-z]+","principalId":"([^"\\]*)"(?:[^}]++|\}(?!,"eventTime":"))*+'
+    + _SOURCE_IP.pattern
+    + rb")"
+)
+_FIRST_RECORD = re.compile(_RECORD)  # matched where the first record starts
+_NEXT_RECORD = re.compile(rb"\}," + _RECORD)  # found after it: each later record, from its '},{'
 _SERVICE_ITEM = (None, "aws-service-principal")
 
 
@@ -130,20 +142,34 @@ def _scan(data: bytes) -> list | None:
     the head regex is anchored at the record's start, so principalId is userIdentity's own;
     the first '},"eventTime":"' closes userIdentity; captures exclude backslashes, so they
     hold no JSON escapes. Any other record is parsed; if that fails the file is parsed whole.
+    A file whose records all fit is scanned by one regex findall() over its whole text
+    (_FIRST_RECORD, _NEXT_RECORD): the same result, with no Python code run per record.
     """
     if data == _EMPTY:
         return []
     if not (data.startswith(_FIRST) and data.endswith(_LAST)):
         return None
-    body = data[len(_FIRST) : -len(_LAST)]
-    pieces = body.split(_BETWEEN)
-    # Whole-text checks (C speed) keep the split exact: every "eventVersion" must be a record
+    # Whole-text checks (C speed) keep the scan exact: every "eventVersion" must be a record
     # start (else a record not starting with it would merge into the one before it), and an
     # Insight event, which may carry a userIdentity yet is no API call, or any \u escape that
     # could spell one, sends the file to the full parse.
-    if body.count(_EVENT_VERSION) != len(pieces) - 1 or _INSIGHT in body:
+    records = data.count(_EVENT_VERSION)
+    if _INSIGHT in data:
         return None
-    if b"\\" in body and b"\\u" in body:  # memchr first: most files hold no backslash at all
+    if b"\\" in data and b"\\u" in data:  # memchr first: most files hold no backslash at all
+        return None
+    # Every record in the common layout (nearly always): one match and one findall from its end.
+    # The findall's hits do not overlap and each starts at a '},{"eventVersion":"', so if there
+    # is one per remaining "eventVersion", each lies within its own record (it ends before the
+    # next one's '},{') and is what the record-by-record scan below would find there.
+    first = _FIRST_RECORD.match(data, len(_FIRST) - len(_RECORD_START))
+    if first is not None:
+        hits = _NEXT_RECORD.findall(data, first.end())
+        if len(hits) + 1 == records:
+            hits.insert(0, first.groups())
+            return [_SERVICE_ITEM if svc else (principal, ip) for svc, principal, ip in hits]
+    pieces = data[len(_FIRST) : -len(_LAST)].split(_BETWEEN)
+    if len(pieces) != records:
         return None
     items = []
     append, head_match, ip_search = items.append, _HEAD.match, _SOURCE_IP.search
@@ -219,9 +245,10 @@ def read_log_files(
             if result[0] == "skip":
                 common.skip_file(summary, name, *result[1])
                 return None
-            _, count, tuples, skips, first = result
+            _, count, csv, n, skips, first = result
             log = CloudTrailLog(name, [])
-            log.count, log.worked, log._first = count, (ipv4_only, tuples, skips), first
+            log.count, log._first = count, first
+            log.worked = (ipv4_only, common.CsvTuples(csv, n), skips)
             records += count
             summary.files_read += 1
             return log
@@ -261,7 +288,7 @@ def _work(name: str, blob: bytes, ipv4_only: bool, print_n: int) -> tuple:
         return ("skip", skip)
     skips: Counter = Counter()
     tuples = _tuples_of(log, ipv4_only, skips)
-    return ("log", log.count, tuples, skips, log.first_records(print_n))
+    return ("log", log.count, tuples.csv, len(tuples), skips, log.first_records(print_n))
 
 
 class _WorkerPool:
@@ -351,6 +378,7 @@ class _WorkerPool:
 
 def _worker_main(jobs, results, ipv4_only: bool) -> None:
     """A worker: one file at a time, answered in order, until told to stop (None)."""
+    common.reuse_heap()  # file after file of the same size: keep the buffers' pages
     while True:
         try:
             job = jobs.recv()
@@ -369,9 +397,10 @@ def _worker_main(jobs, results, ipv4_only: bool) -> None:
             return
 
 
-def get_tuples(log: CloudTrailLog, *, ipv4_only: bool = False, skipped=None) -> list:
+def get_tuples(log: CloudTrailLog, *, ipv4_only: bool = False, skipped=None) -> common.CsvTuples:
     """The <principal ID, IP address> tuples of a log file's records, in order: get_tuple() of
-    each parsed record; the same rules, through caches, for each scanned pair."""
+    each parsed record; the same rules, through a cache, for each scanned pair. They come as
+    CsvTuples, a sequence of tuples held as the CSV lines output.write() writes."""
     if log.worked is not None and log.worked[0] == ipv4_only:  # done by a worker process
         if skipped is not None:
             skipped.update(log.worked[2])
@@ -379,44 +408,72 @@ def get_tuples(log: CloudTrailLog, *, ipv4_only: bool = False, skipped=None) -> 
     return _tuples_of(log, ipv4_only, skipped)
 
 
-def _tuples_of(log: CloudTrailLog, ipv4_only: bool, skipped) -> list:
-    principals, addresses = _PRINCIPALS, _ADDRESSES[ipv4_only]
-    if len(principals) > 100_000 or len(addresses) > 100_000:
-        principals.clear()
-        addresses.clear()
-    tuples = []
-    append = tuples.append
-    for item in log.items:
-        if type(item) is not tuple:
-            found = get_tuple(item, ipv4_only=ipv4_only, skipped=skipped)
-            if found is not None:
-                append(found)
-            continue
-        principal_id, source = item
-        if principal_id is None:  # skipped by the scan, source is the reason
-            if skipped is not None:
-                skipped[source] += 1
-            continue
-        principal = principals.get(principal_id, _MISS)
-        if principal is _MISS:
-            principal = principals[principal_id] = common.principal_of(principal_id.decode())
-        address = addresses.get(source)
-        if address is None:
-            address = addresses[source] = common.classify_address(source.decode(), ipv4_only)
+def _tuples_of(log: CloudTrailLog, ipv4_only: bool, skipped) -> common.CsvTuples:
+    """get_tuples() without a worker: each item's CSV line (or skip reason) once per distinct
+    scanned (principalId, sourceIPAddress) pair, through a cache; parsed records individually."""
+    lines = _LINES[ipv4_only]
+    if len(lines) > 200_000:  # busy accounts repeat a few thousand pairs; keep memory flat
+        lines.clear()
+    get = lines.get
+    try:  # a scanned file: items are all pairs (hashable), nearly all seen before
+        found = [
+            line if (line := get(item)) is not None else _pair_line(item, ipv4_only)
+            for item in log.items
+        ]
+    except TypeError:  # parsed records (dicts) among them
+        found = [
+            _record_line(item, ipv4_only, skipped)
+            if type(item) is dict
+            else (line if (line := get(item)) is not None else _pair_line(item, ipv4_only))
+            for item in log.items
+        ]
+    skips = [line for line in found if not line]  # empty lines: the records that gave none
+    if skipped is not None:
+        for skip in skips:
+            if skip.reason is not None:  # None: get_tuple() has counted it already
+                skipped[skip.reason] += 1
+    return common.CsvTuples(b"".join(found), len(found) - len(skips))
+
+
+class _Skip(bytes):
+    """An empty CSV line that says why the record gave no tuple."""
+
+    reason: str | None
+
+
+def _skip(reason: str | None) -> _Skip:
+    skip = _SKIPS.get(reason)
+    if skip is None:
+        skip = _SKIPS[reason] = _Skip()
+        skip.reason = reason
+    return skip
+
+
+_SKIPS: dict[str | None, _Skip] = {}
+_COUNTED = _skip(None)
+
+
+def _pair_line(item: tuple, ipv4_only: bool) -> bytes:
+    """The CSV line of a scanned pair, by get_tuple()'s rules, remembered for next time."""
+    principal_id, source = item
+    if principal_id is None:  # skipped by the scan, source is the reason
+        line = _skip(source)
+    else:
+        principal = common.principal_of(principal_id.decode())
+        address, reason = common.classify_address(source.decode(), ipv4_only)
         if principal is None:
-            if skipped is not None:
-                skipped["bad-principal-id"] += 1
-        elif address[0] is None:
-            if skipped is not None:
-                skipped[address[1]] += 1
-        else:
-            append((principal, address[0]))
-    return tuples
+            reason = "bad-principal-id"
+        line = _skip(reason) if reason is not None else f"{principal},{address}\n".encode()
+    _LINES[ipv4_only][item] = line
+    return line
 
 
-_MISS = object()
-_PRINCIPALS: dict[bytes, str | None] = {}
-_ADDRESSES: dict[bool, dict[bytes, tuple]] = {False: {}, True: {}}
+def _record_line(record: dict, ipv4_only: bool, skipped) -> bytes:
+    found = get_tuple(record, ipv4_only=ipv4_only, skipped=skipped)
+    return _COUNTED if found is None else f"{found[0]},{found[1]}\n".encode()
+
+
+_LINES: dict[bool, dict[tuple, bytes]] = {False: {}, True: {}}
 
 
 def handler(event, context):
