@@ -88,11 +88,11 @@ def worker(approach: str, folder: Path, out: Path) -> None:
     parts = approach.split(":")
     if len(parts) == 3:
         os.environ["INGEST_WORKERS"] = parts[2]
-    import lambda_src.cloudtrail_ingest.index as index  # (imports are not what we time)
-    from lambda_src.ingest_common import reuse_heap
+    import lambda_src.cloudtrail_ingest.index  # noqa: F401 (imports are not what we time)
+    from lambda_src import ingest_common
 
     if approach in ("decompress-only", "workshop-baseline+heap"):
-        assert reuse_heap(), "mallopt failed: not glibc?"
+        assert ingest_common.reuse_heap(), "mallopt failed: not glibc?"
     t0 = time.perf_counter()
     if approach == "decompress-only":
         res = decompress_only(files)
@@ -102,7 +102,7 @@ def worker(approach: str, folder: Path, out: Path) -> None:
         res = project_ingest(folder, out, parts[1])
     res["seconds"] = time.perf_counter() - t0
     res["peak_rss_mb"] = peak_rss_mb()
-    res["workers"] = index.worker_count() if approach.startswith("ingest") else 1
+    res["workers"] = ingest_common.worker_count() if approach.startswith("ingest") else 1
     # The workers have been joined: the largest one's peak RSS (Linux: kilobytes).
     res["worker_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(json.dumps(res))

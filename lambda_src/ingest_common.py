@@ -10,14 +10,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import ipaddress
 import json
 import logging
 import os
 import tempfile
+import traceback
 import zlib
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -326,6 +328,130 @@ def try_parse(data: bytes, parse: Callable[[bytes], object]) -> tuple[object, tu
         return parse(data), None
     except ValueError as exc:  # JSONDecodeError, orjson.JSONDecodeError, UnicodeDecodeError
         return None, ("not-json", str(exc)[:120])
+
+
+# ---- worker processes ------------------------------------------------------------------------
+
+
+def worker_count() -> int:
+    """INGEST_WORKERS, else the CPUs this process may run on (the Lambda gets 2 at 3008 MB)."""
+    value = os.environ.get("INGEST_WORKERS", "").strip()
+    if value:
+        try:
+            return max(1, int(value))
+        except ValueError:
+            LOG.warning("INGEST_WORKERS=%r is not a number: one worker per CPU", value)
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+class WorkerPool:
+    """An ordered pool of forked worker processes, fed through pipes, each calling
+    `work(name, *args)` for the jobs it is sent and answering with what that returns (or the
+    traceback of what it raised). It uses only
+    multiprocessing.Process and Pipe, which work in AWS Lambda (Pool, Queue and
+    ProcessPoolExecutor need /dev/shm, which Lambda lacks). Job k goes to worker k mod n and
+    results are read back in the same order, so the output is the sequential run's. A worker
+    is sent a job only once it has returned its previous one (it is then waiting in recv):
+    memory stays at n jobs (files) in flight, and neither side can block the other on a full pipe,
+    whatever the sizes. (A reader thread in the worker, to queue a second file ahead, was
+    slower: it has to win the GIL from the busy worker for every 64 KiB of a file, and the
+    parent is stuck sending meanwhile.)"""
+
+    DEPTH = 1
+
+    def __init__(self, procs: list, jobs: list, results: list) -> None:
+        self._procs, self._jobs, self._results = procs, jobs, results
+        self._sent = 0
+        self._inflight: deque = deque()  # (worker, name) in file order
+
+    @classmethod
+    def start(cls, n: int, work: Callable[..., object]) -> WorkerPool | None:
+        """n started workers, or None (the caller goes sequential) if they cannot start."""
+        import multiprocessing
+
+        procs: list = []
+        try:
+            if "fork" not in multiprocessing.get_all_start_methods():
+                return None
+            ctx = multiprocessing.get_context("fork")
+            jobs, results = [], []
+            for _ in range(n):
+                job_r, job_w = ctx.Pipe(duplex=False)
+                res_r, res_w = ctx.Pipe(duplex=False)
+                proc = ctx.Process(target=_worker_main, args=(job_r, res_w, work))
+                proc.daemon = True
+                proc.start()
+                procs.append(proc)
+                job_r.close()
+                res_w.close()
+                jobs.append(job_w)
+                results.append(res_r)
+        except Exception as exc:  # no fork, no pipes, no processes: run in this one
+            LOG.warning("ingest workers did not start (%s): reading files sequentially", exc)
+            for proc in procs:
+                proc.terminate()
+                proc.join()
+            return None
+        return cls(procs, jobs, results)
+
+    def full(self) -> bool:
+        return len(self._inflight) >= self.DEPTH * len(self._procs)
+
+    def pending(self) -> bool:
+        return bool(self._inflight)
+
+    def submit(self, name: str, *args: object) -> None:
+        worker = self._sent % len(self._procs)
+        self._jobs[worker].send((name, *args))
+        self._inflight.append((worker, name))
+        self._sent += 1
+
+    def next_result(self) -> tuple[str, object]:
+        worker, name = self._inflight.popleft()
+        try:
+            result = self._results[worker].recv()
+        except EOFError:
+            raise RuntimeError(f"ingest worker {worker} died reading {name}") from None
+        if result[0] == "error":
+            raise RuntimeError(f"ingest worker failed on {name}:\n{result[1]}")
+        return name, result[1]
+
+    def close(self) -> None:
+        for conn in self._jobs:
+            with contextlib.suppress(OSError):  # a worker that has already gone
+                conn.send(None)
+        for proc in self._procs:
+            if self._inflight:  # stopped early (an error): don't wait for unread results
+                proc.terminate()
+            proc.join(timeout=5)
+            if proc.is_alive():  # pragma: no cover - a worker that ignores its stop
+                proc.terminate()
+                proc.join()
+        for conn in self._jobs + self._results:
+            conn.close()
+
+
+def _worker_main(jobs, results, work: Callable[..., object]) -> None:
+    """A worker: one job at a time, answered in order, until told to stop (None)."""
+    reuse_heap()  # file after file of the same size: keep the buffers' pages
+    while True:
+        try:
+            job = jobs.recv()
+        except EOFError:  # the parent has gone
+            return
+        if job is None:
+            return
+        try:
+            result = ("ok", work(*job))
+        except BaseException:
+            result = ("error", traceback.format_exc())
+        try:
+            results.send(result)
+        except OSError:  # the parent has gone
+            return
 
 
 # ---- writing the output ----------------------------------------------------------------------

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from lambda_src import ingest_common as common
 from lambda_src.cloudtrail_ingest import index
 from tests.ingest_support import aws, ct_key, keys, load_staged, log_bytes, record
 from tests.test_ingest_cloudtrail import messy_bucket
@@ -95,13 +96,13 @@ def bad_folder(folder: Path) -> Path:
 
 def test_workers_match_sequential_on_bad_local_files(monkeypatch, capsys, tmp_path):
     src = bad_folder(tmp_path / "in")
-    started, real_start = [], index._WorkerPool.start
+    started, real_start = [], common.WorkerPool.start
 
-    def spy(n, ipv4_only):
-        started.append(pool := real_start(n, ipv4_only))
+    def spy(n, work):
+        started.append(pool := real_start(n, work))
         return pool
 
-    monkeypatch.setattr(index._WorkerPool, "start", spy)
+    monkeypatch.setattr(common.WorkerPool, "start", spy)
     one = local_run(monkeypatch, capsys, 1, [src, WORKSHOP], tmp_path / "1.csv")
     two = local_run(monkeypatch, capsys, 2, [src, WORKSHOP], tmp_path / "2.csv")
     assert one[0] == two[0] and b"AIDATRUNCATED" not in one[0]
@@ -156,10 +157,10 @@ def test_a_failed_run_with_workers_stops_them_and_leaves_no_output(monkeypatch):
 
 def test_worker_count_from_the_environment(monkeypatch):
     monkeypatch.setenv("INGEST_WORKERS", "3")
-    assert index.worker_count() == 3
+    assert common.worker_count() == 3
     monkeypatch.setenv("INGEST_WORKERS", "0")
-    assert index.worker_count() == 1
+    assert common.worker_count() == 1
     monkeypatch.delenv("INGEST_WORKERS")
-    assert index.worker_count() >= 1
+    assert common.worker_count() >= 1
     monkeypatch.setenv("INGEST_WORKERS", "two")
-    assert index.worker_count() >= 1
+    assert common.worker_count() >= 1

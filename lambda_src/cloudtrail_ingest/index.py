@@ -12,12 +12,9 @@ Insight events, records without the fields) are skipped and counted by reason; u
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import re
-import traceback
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterator
 
 if __package__:  # imported as lambda_src.cloudtrail_ingest.index (CLI, offline demo, tests)
@@ -111,7 +108,7 @@ class CloudTrailLog:
     """One log file that read in full. Its items, in record order, are either a scanned
     (principalId, sourceIPAddress) pair of bytes or a parsed record dict for get_tuple().
 
-    A log read by a worker process (see _WorkerPool) arrives already worked: no items, its
+    A log read by a worker process (see common.WorkerPool) arrives already worked: no items, its
     tuples and skip counts computed there, and only the first records it may have to print."""
 
     def __init__(self, name: str, items: list, data: bytes = b""):
@@ -224,10 +221,11 @@ def read_log_files(
 ) -> Iterator[CloudTrailLog]:
     """Each readable CloudTrail log file, in order, one at a time, decided whole before it is
     yielded. With workers > 1 the files are decompressed, scanned and turned into tuples in
-    that many worker processes, one file each in flight (see _WorkerPool); the logs come back in
-    file order with their tuples ready for get_tuples(), and the same skips are counted."""
+    that many worker processes, one file each in flight (see common.WorkerPool); the logs come
+    back in file order with their tuples ready for get_tuples(), and the same skips are
+    counted."""
     blobs = common.iter_blobs(sources, summary)
-    pool = _WorkerPool.start(workers, ipv4_only) if workers > 1 else None
+    pool = common.WorkerPool.start(workers, _work) if workers > 1 else None
     if pool is None:
         for name, blob in blobs:
             log, skip = load_log(name, blob)
@@ -255,7 +253,7 @@ def read_log_files(
 
         for name, blob in blobs:  # the next file is read before waiting for a worker
             done = pool.next_result() if pool.full() else None  # frees the worker it goes to
-            pool.submit(name, blob, max(0, print_limit - records))
+            pool.submit(name, blob, ipv4_only, max(0, print_limit - records))
             log = finished(*done) if done is not None else None
             if log is not None:
                 yield log
@@ -267,20 +265,6 @@ def read_log_files(
         pool.close()
 
 
-def worker_count() -> int:
-    """INGEST_WORKERS, else the CPUs this process may run on (the Lambda gets 2 at 3008 MB)."""
-    value = os.environ.get("INGEST_WORKERS", "").strip()
-    if value:
-        try:
-            return max(1, int(value))
-        except ValueError:
-            LOG.warning("INGEST_WORKERS=%r is not a number: one worker per CPU", value)
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
 def _work(name: str, blob: bytes, ipv4_only: bool, print_n: int) -> tuple:
     """A worker's whole job for one file: a compact, picklable answer."""
     log, skip = load_log(name, blob)
@@ -289,112 +273,6 @@ def _work(name: str, blob: bytes, ipv4_only: bool, print_n: int) -> tuple:
     skips: Counter = Counter()
     tuples = _tuples_of(log, ipv4_only, skips)
     return ("log", log.count, tuples.csv, len(tuples), skips, log.first_records(print_n))
-
-
-class _WorkerPool:
-    """An ordered pool of forked worker processes, fed through pipes. It uses only
-    multiprocessing.Process and Pipe, which work in AWS Lambda (Pool, Queue and
-    ProcessPoolExecutor need /dev/shm, which Lambda lacks). File k goes to worker k mod n and
-    results are read back in the same order, so the output is the sequential run's. A worker
-    is sent a file only once it has returned its previous one (it is then waiting in recv):
-    memory stays at n files in flight, and neither side can block the other on a full pipe,
-    whatever the sizes. (A reader thread in the worker, to queue a second file ahead, was
-    slower: it has to win the GIL from the busy worker for every 64 KiB of a file, and the
-    parent is stuck sending meanwhile.)"""
-
-    DEPTH = 1
-
-    def __init__(self, procs: list, jobs: list, results: list) -> None:
-        self._procs, self._jobs, self._results = procs, jobs, results
-        self._sent = 0
-        self._inflight: deque = deque()  # (worker, name) in file order
-
-    @classmethod
-    def start(cls, n: int, ipv4_only: bool) -> _WorkerPool | None:
-        """n started workers, or None (the caller goes sequential) if they cannot start."""
-        import multiprocessing
-
-        procs: list = []
-        try:
-            if "fork" not in multiprocessing.get_all_start_methods():
-                return None
-            ctx = multiprocessing.get_context("fork")
-            jobs, results = [], []
-            for _ in range(n):
-                job_r, job_w = ctx.Pipe(duplex=False)
-                res_r, res_w = ctx.Pipe(duplex=False)
-                proc = ctx.Process(target=_worker_main, args=(job_r, res_w, ipv4_only))
-                proc.daemon = True
-                proc.start()
-                procs.append(proc)
-                job_r.close()
-                res_w.close()
-                jobs.append(job_w)
-                results.append(res_r)
-        except Exception as exc:  # no fork, no pipes, no processes: run in this one
-            LOG.warning("ingest workers did not start (%s): reading files sequentially", exc)
-            for proc in procs:
-                proc.terminate()
-                proc.join()
-            return None
-        return cls(procs, jobs, results)
-
-    def full(self) -> bool:
-        return len(self._inflight) >= self.DEPTH * len(self._procs)
-
-    def pending(self) -> bool:
-        return bool(self._inflight)
-
-    def submit(self, name: str, blob: bytes, print_n: int) -> None:
-        worker = self._sent % len(self._procs)
-        self._jobs[worker].send((name, blob, print_n))
-        self._inflight.append((worker, name))
-        self._sent += 1
-
-    def next_result(self) -> tuple[str, tuple]:
-        worker, name = self._inflight.popleft()
-        try:
-            result = self._results[worker].recv()
-        except EOFError:
-            raise RuntimeError(f"ingest worker {worker} died reading {name}") from None
-        if result[0] == "error":
-            raise RuntimeError(f"ingest worker failed on {name}:\n{result[1]}")
-        return name, result
-
-    def close(self) -> None:
-        for conn in self._jobs:
-            with contextlib.suppress(OSError):  # a worker that has already gone
-                conn.send(None)
-        for proc in self._procs:
-            if self._inflight:  # stopped early (an error): don't wait for unread results
-                proc.terminate()
-            proc.join(timeout=5)
-            if proc.is_alive():  # pragma: no cover - a worker that ignores its stop
-                proc.terminate()
-                proc.join()
-        for conn in self._jobs + self._results:
-            conn.close()
-
-
-def _worker_main(jobs, results, ipv4_only: bool) -> None:
-    """A worker: one file at a time, answered in order, until told to stop (None)."""
-    common.reuse_heap()  # file after file of the same size: keep the buffers' pages
-    while True:
-        try:
-            job = jobs.recv()
-        except EOFError:  # the parent has gone
-            return
-        if job is None:
-            return
-        name, blob, print_n = job
-        try:
-            result = _work(name, blob, ipv4_only, print_n)
-        except BaseException:
-            result = ("error", traceback.format_exc())
-        try:
-            results.send(result)
-        except OSError:  # the parent has gone
-            return
 
 
 def get_tuples(log: CloudTrailLog, *, ipv4_only: bool = False, skipped=None) -> common.CsvTuples:
@@ -489,7 +367,7 @@ def handler(event, context):
         logs = read_log_files(
             config.sources,
             summary,
-            workers=worker_count(),
+            workers=common.worker_count(),
             ipv4_only=ipv4_only,
             print_limit=print_limit,
         )
