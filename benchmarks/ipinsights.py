@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/ipinsights.py            # full: ~10-20 min on 2 busy cores
     .venv/bin/python benchmarks/ipinsights.py --quick    # ~2-4 min
     .venv/bin/python benchmarks/ipinsights.py --only speed|quality
+    .venv/bin/python benchmarks/ipinsights.py --only quality --data-seed 1   # other data sets
 
 Speed is measured in short windows (a few dozen mini-batches), the engine and the baselines
 alternating, and reported as the best window of each (the least disturbed by other processes
@@ -40,23 +41,39 @@ from secml.ipinsights.trainer import TrainData  # noqa: E402
 # ----------------------------------------------------------------------------------- quality
 
 
-def quality(quick: bool) -> None:
+# the prefix encoder without its coarse-prefix training (prefix dropout, slower /24 and /32 rows)
+PLAIN = dict(prefix_dropout=(), prefix_lr_scale=())
+
+
+def quality(quick: bool, data_seed: int = 0) -> None:
     scale = dict(num_users=800) if quick else {}
     org_scale = dict(num_orgs=40) if quick else {}
     sets = [
-        ("tutorial-style", tutorial_logins(**scale)),
-        ("organisations (4 offices, 2 seen)", organisation_logins(**org_scale)),
+        ("tutorial-style", tutorial_logins(**scale, seed=data_seed)),
+        ("organisations (4 offices, 2 seen)", organisation_logins(**org_scale, seed=data_seed)),
     ]
     if not quick:
-        sets.append(("organisations (8 offices, 2 seen)", organisation_logins(offices_per_org=8)))
-    designs = [("prefix", 1)]
+        sets.append(
+            (
+                "organisations (8 offices, 2 seen)",
+                organisation_logins(offices_per_org=8, seed=data_seed),
+            )
+        )
+    # (column, IP encoder, num_ip_encoder_layers, engine settings)
+    designs = [("prefix/1L", "prefix", 1, {})]
     if not quick:
-        designs += [("hashed", 1), ("octet", 1), ("octet", 2)]
+        designs += [
+            ("plain/1L", "prefix", 1, PLAIN),
+            ("hashed/1L", "hashed", 1, {}),
+            ("octet/1L", "octet", 1, {}),
+            ("octet/2L", "octet", 2, {}),
+        ]
     print("\n## Quality: AUC of held-out logins vs the same users at random networks")
     print("settings: vector_dim=128, random_negative_sampling_rate=5, epochs=5, lr=0.01,")
-    print("          mini_batch_size=1000, num_entity_vectors=2x users, seed=0\n")
+    also = f", data seed {data_seed}" if data_seed else ""
+    print(f"          mini_batch_size=1000, num_entity_vectors=2x users, seed=0{also}\n")
     header = f"{'data set':36s} {'train':>7s} {'ceiling':>8s} {'heuristic':>9s}"
-    header += "".join(f" {f'{enc}/{layers}L':>10s}" for enc, layers in designs)
+    header += "".join(f" {column:>10s}" for column, *_ in designs)
     print(header)
     no_travel: list[str] = []
     for name, data in sets:
@@ -66,7 +83,7 @@ def quality(quick: bool) -> None:
         if data.test_travel is not None:
             no_travel.append(f"{name}: heuristic {non_travel_auc(heuristic, data):.4f}")
         users = len(np.unique(data.train_entities))
-        for enc, layers in designs:
+        for column, enc, layers, settings in designs:
             model = IPInsights(
                 num_entity_vectors=2 * users,
                 vector_dim=128,
@@ -77,15 +94,17 @@ def quality(quick: bool) -> None:
                 num_ip_encoder_layers=layers,
                 ip_encoder=enc,
                 seed=0,
+                **settings,
             )
             model.fit(data.train_frame(), progress=False)
             scores = model.score(data.test_entities, data.to_text(data.test_ips))
             row += f" {roc_auc(scores, data.test_labels):10.4f}"
             if data.test_travel is not None:
-                no_travel[-1] += f", {enc}/{layers}L {non_travel_auc(scores, data):.4f}"
+                no_travel[-1] += f", {column} {non_travel_auc(scores, data):.4f}"
         print(row, flush=True)
-    print("(columns: IP encoder / num_ip_encoder_layers; ceiling: a scorer that is perfect")
-    print(" except on travel logins, which are drawn as the negatives are and so tie with them)")
+    print("(columns: IP encoder / num_ip_encoder_layers; plain: prefix without prefix dropout and")
+    print(" slower /24, /32 rows; ceiling: a scorer that is perfect except on travel logins,")
+    print(" which are drawn as the negatives are and so tie with them)")
     for line in no_travel:
         print(f"AUC without the held-out travel logins, {line}")
 
@@ -292,12 +311,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller data, fewer points")
     parser.add_argument("--only", choices=("speed", "quality"))
+    parser.add_argument(
+        "--data-seed", type=int, default=0, help="seed of the synthetic quality sets (default 0)"
+    )
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, quick={args.quick}")
     if args.only != "quality":
         speed(args.quick)
     if args.only != "speed":
-        quality(args.quick)
+        quality(args.quick, args.data_seed)
 
 
 if __name__ == "__main__":

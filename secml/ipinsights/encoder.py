@@ -10,6 +10,13 @@ Three designs, compared in ``benchmarks/ipinsights.py`` (README, "Local IP Insig
     family and /8. No hash collisions. (A variant with one trained "unseen" row per level did
     worse: random negatives taught those rows "unfamiliar", which then also hit new addresses
     inside known networks.)
+
+    Because a new address in a known network has only its coarse rows, training makes those
+    rows carry the network on their own (``trainer.py``): half the training pairs lose their /32
+    row (prefix dropout) and the /24 and /32 rows learn at a quarter of the learning rate, so
+    the detail rows refine what the /16 row says instead of absorbing it. Both are engine
+    settings (``prefix_dropout``, ``prefix_lr_scale``); they apply to ``hashed`` alike, and
+    :meth:`AddressIndexer.row_depths` tells which rows belong to which level.
 ``hashed``
     The same prefixes hashed into a fixed number of buckets per level (sized from the training
     data), SageMaker-style hashing applied to the address side.
@@ -83,6 +90,23 @@ class AddressIndexer:
         if kind == "hashed":
             return cls(kind, {"buckets": buckets})
         return cls(kind, arrays)
+
+    def row_depths(self) -> np.ndarray:
+        """(num_rows,) int64: 0 for a finest-level row (/32, /128), 1 for the next (/24, /64), ...;
+        -1 for family rows, the padding row and every ``octet`` row (no prefix levels)."""
+        depth = np.full(self.num_rows, -1, dtype=np.int64)
+        if self.kind == "octet":
+            return depth
+        sizes = (
+            [len(v) for v in self._vocab] if self.kind == "prefix" else list(self.arrays["buckets"])
+        )
+        for lvl in range(NUM_LEVELS):
+            if lvl in (0, V6_BASE):
+                continue
+            last = V6_BASE - 1 if lvl < V6_BASE else NUM_LEVELS - 1
+            start = int(self._offsets[lvl])
+            depth[start : start + int(sizes[lvl])] = last - lvl
+        return depth
 
     def rows(self, addresses: Addresses) -> np.ndarray:
         if self.kind == "octet":

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,18 +15,62 @@ import torch
 
 from secml import __version__
 from secml.errors import SecmlError
-from secml.ipinsights.addresses import NUM_LEVELS, parse_addresses
+from secml.ipinsights.addresses import IPV4_PREFIXES, IPV6_PREFIXES, NUM_LEVELS, parse_addresses
 from secml.ipinsights.data import Pairs, entity_hashes, load_pairs
 from secml.ipinsights.encoder import ENCODERS, AddressIndexer
 from secml.ipinsights.hyperparameters import validate_hyperparameters
 from secml.ipinsights.metrics import roc_auc
 from secml.ipinsights.network import IPInsightsNet
-from secml.ipinsights.trainer import TrainData, Trainer
+from secml.ipinsights.trainer import (
+    DEFAULT_PREFIX_DROPOUT,
+    DEFAULT_PREFIX_LR_SCALE,
+    TrainData,
+    Trainer,
+)
 
 log = logging.getLogger("secml.ipinsights")
 
 FORMAT_VERSION = 1
 SCORE_CHUNK = 65536
+
+
+def _prefix_setting(
+    name: str, value: float | Sequence[float] | None, ip_encoder: str
+) -> tuple[float, ...]:
+    """Validate ``prefix_dropout`` / ``prefix_lr_scale`` (None: the engine default)."""
+    if value is None:
+        if ip_encoder == "octet":
+            return ()
+        return DEFAULT_PREFIX_DROPOUT if name == "prefix_dropout" else DEFAULT_PREFIX_LR_SCALE
+    raw = [value] if isinstance(value, int | float) and not isinstance(value, bool) else value
+    try:
+        values = tuple(float(v) for v in raw if not isinstance(v, bool | str))
+        ok = len(values) == len(raw) and all(math.isfinite(v) for v in values)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise SecmlError(f"{name}={value!r}: expected a number or a list of numbers")
+    if name == "prefix_dropout":
+        most = len(IPV4_PREFIXES) - 1  # an address always keeps its coarsest prefix
+        if len(values) > most or not all(0 <= v <= 1 for v in values):
+            raise SecmlError(
+                f"prefix_dropout={value!r}: at most {most} probabilities in [0, 1] (finest "
+                "level first)"
+            )
+        if any(b > a for a, b in zip(values, values[1:], strict=False)):
+            raise SecmlError(
+                f"prefix_dropout={value!r}: must not increase (losing /24 includes losing /32)"
+            )
+    else:
+        most = max(len(IPV4_PREFIXES), len(IPV6_PREFIXES))
+        if len(values) > most or not all(0 < v <= 10 for v in values):
+            raise SecmlError(
+                f"prefix_lr_scale={value!r}: at most {most} multipliers in (0, 10] (finest "
+                "level first)"
+            )
+    if ip_encoder == "octet" and any(v != (0 if name == "prefix_dropout" else 1) for v in values):
+        raise SecmlError(f"{name} needs prefix levels: use ip_encoder prefix or hashed, not octet")
+    return values
 
 
 def resolve_device(device: str) -> torch.device:
@@ -41,8 +87,19 @@ class IPInsights:
     """Train and score like SageMaker's IP Insights, locally (CPU, or a GPU when present).
 
     Keyword arguments are the built-in's hyperparameter names (``num_entity_vectors`` and
-    ``vector_dim`` are required), plus ``seed``, ``device`` and ``ip_encoder`` (one of
-    ``prefix`` (default), ``hashed``, ``octet``; see ``encoder.py``).
+    ``vector_dim`` are required), plus engine settings that are not SageMaker hyperparameters
+    (not in ``hyperparameters.json``; saved in ``engine.json``): ``seed``, ``device``,
+    ``ip_encoder`` (one of ``prefix`` (default), ``hashed``, ``octet``; see ``encoder.py``), and
+    for the prefix-level encoders (``prefix``, ``hashed``; see ``trainer.py``):
+
+    ``prefix_dropout``
+        Probabilities, finest level first, that a training pair loses its finest prefix level
+        (/32; IPv6 /128), its two finest, ... Default ``(0.5,)``; ``()`` or ``0`` turns it off.
+        Training only: scoring always uses every known prefix.
+    ``prefix_lr_scale``
+        Learning-rate multipliers for the rows of the finest levels, finest first. Default
+        ``(0.25, 0.25)``: /32 and /24 (IPv6 /128 and /64) rows learn at a quarter of
+        ``learning_rate``; ``()`` turns it off.
     """
 
     def __init__(
@@ -51,12 +108,16 @@ class IPInsights:
         seed: int | None = 0,
         device: str = "cpu",
         ip_encoder: str = "prefix",
+        prefix_dropout: float | Sequence[float] | None = None,
+        prefix_lr_scale: float | Sequence[float] | None = None,
         **hyperparameters: Any,
     ):
         self.hyperparameters = validate_hyperparameters(hyperparameters)
         if ip_encoder not in ENCODERS:
             raise SecmlError(f"ip_encoder {ip_encoder!r}: expected one of {', '.join(ENCODERS)}")
         self.ip_encoder = ip_encoder
+        self.prefix_dropout = _prefix_setting("prefix_dropout", prefix_dropout, ip_encoder)
+        self.prefix_lr_scale = _prefix_setting("prefix_lr_scale", prefix_lr_scale, ip_encoder)
         self.seed = seed
         self.device = resolve_device(device)
         self.net: IPInsightsNet | None = None
@@ -92,7 +153,17 @@ class IPInsights:
             torch.from_numpy(self.indexer.rows(pairs.addresses)).to(self.device),
             pairs.addresses.is_v6,
         )
-        return Trainer(self.net, self.indexer, hp, self.device, rng), data
+        trainer = Trainer(
+            self.net,
+            self.indexer,
+            hp,
+            self.device,
+            rng,
+            prefix_dropout=self.prefix_dropout,
+            prefix_lr_scale=self.prefix_lr_scale,
+            dropout_rng=np.random.default_rng([seed, 1]),
+        )
+        return trainer, data
 
     def fit(
         self,
@@ -285,6 +356,8 @@ class IPInsights:
             "format": FORMAT_VERSION,
             "secml_version": __version__,
             "ip_encoder": self.ip_encoder,
+            "prefix_dropout": list(self.prefix_dropout),
+            "prefix_lr_scale": list(self.prefix_lr_scale),
             "ip_table_rows": self.indexer.num_rows,
             "seed": self.seed,
         }
@@ -312,6 +385,9 @@ class IPInsights:
             seed=engine.get("seed"),
             device=device,
             ip_encoder=engine["ip_encoder"],
+            # models saved before these settings existed were trained without them
+            prefix_dropout=engine.get("prefix_dropout", ()),
+            prefix_lr_scale=engine.get("prefix_lr_scale", ()),
             **hyperparameters,
         )
         model.known_hashes = arrays.pop("known_hashes")

@@ -15,6 +15,17 @@ What makes it fast on a CPU (measured in benchmarks/ipinsights.py):
   (MXNet's ``lazy_update`` semantics, which the built-in's Adam has). Weight decay is L2 added
   to the gradient (MXNet/PyTorch Adam ``wd``), applied to those rows only; the FC layers get
   ordinary dense Adam with the same L2.
+
+Two engine settings shape how the prefix rows learn (``prefix`` and ``hashed`` encoders; see
+``encoder.py`` and README, "Local IP Insights engine"):
+
+* ``prefix_dropout``: each training pair (real, random and hence shuffled negatives) loses its
+  finest prefix level (/32; IPv6 /128) with probability ``prefix_dropout[0]``, its two finest
+  with ``prefix_dropout[1]``, ... (the dropped slots point at the zero padding row), so the
+  coarser rows learn to carry a network on their own, as they must for an address training never
+  saw. A boolean mask on the (B, 6) slot tensor: no extra lookups. Never applied when scoring.
+* ``prefix_lr_scale``: learning-rate multipliers for the finest levels' rows (index 0: /32 and
+  IPv6 /128, 1: /24 and /64, ...), one multiply of the touched rows' Adam step.
 """
 
 from __future__ import annotations
@@ -29,13 +40,22 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from secml.ipinsights.addresses import Addresses, random_addresses
+from secml.ipinsights.addresses import (
+    IPV4_PREFIXES,
+    IPV6_PREFIXES,
+    NUM_SLOTS,
+    Addresses,
+    random_addresses,
+)
 from secml.ipinsights.encoder import AddressIndexer
 from secml.ipinsights.network import IPInsightsNet
 
 log = logging.getLogger("secml.ipinsights")
 
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
+# engine defaults (measured in benchmarks/ipinsights.py; README, "Local IP Insights engine")
+DEFAULT_PREFIX_DROPOUT = (0.5,)  # drop /32 (IPv6 /128) from half the training pairs
+DEFAULT_PREFIX_LR_SCALE = (0.25, 0.25)  # /32 and /24 rows (IPv6 /128, /64) learn at lr / 4
 
 
 class LazyAdam:
@@ -47,6 +67,8 @@ class LazyAdam:
         self.weight_decay = weight_decay
         self.m = torch.zeros_like(table)
         self.v = torch.zeros_like(table)
+        # per-row learning-rate multiplier (num_rows,), or None for 1 everywhere
+        self.row_lr_scale: torch.Tensor | None = None
 
     def step(self, rows: torch.Tensor, g: torch.Tensor, t: int) -> None:
         """rows: (k,) distinct row indices; g: (k, d) their summed gradients (modified)."""
@@ -58,6 +80,8 @@ class LazyAdam:
         self.m.index_copy_(0, rows, m)
         self.v.index_copy_(0, rows, v)
         step_size = self.lr * math.sqrt(1 - BETA2**t) / (1 - BETA1**t)
+        if self.row_lr_scale is not None:
+            m.mul_(self.row_lr_scale.index_select(0, rows).unsqueeze(1))  # already stored
         w.addcdiv_(m, v.sqrt_().add_(EPS), value=-step_size)
         self.table.index_copy_(0, rows, w)
 
@@ -100,6 +124,34 @@ def sum_rows(index: torch.Tensor, grads: torch.Tensor, skip: int | None = None):
     return uniq, summed
 
 
+def prefix_dropout_mask(
+    rng: np.random.Generator, is_v6: np.ndarray, rates: tuple[float, ...]
+) -> np.ndarray | None:
+    """(n, NUM_SLOTS) bool: True for the slots to blank; None when no rate is set.
+
+    ``rates[k]`` is the probability that a row loses its k + 1 finest prefix levels; the rates
+    are non-increasing and nested (one uniform draw per row), so a row that loses /24 has lost
+    /32 too, as an address in a known /16 but an unseen /24 has neither. Slot 0 (the family row)
+    and the coarsest prefix are never dropped (``rates`` has fewer entries than IPv4 has levels).
+    """
+    if not any(rates):
+        return None
+    u = rng.random(len(is_v6))
+    depth = (u[:, None] < np.asarray(rates, dtype=np.float64)[None, :]).sum(1)
+    kept = np.where(is_v6, len(IPV6_PREFIXES), len(IPV4_PREFIXES)) - depth
+    return np.arange(NUM_SLOTS)[None, :] > kept[:, None]
+
+
+def level_lr_scale(indexer: AddressIndexer, scales: tuple[float, ...]) -> torch.Tensor | None:
+    """(num_rows,) learning-rate multipliers: ``scales[k]`` for the rows of the k-th finest
+    prefix level, 1 elsewhere; None when every multiplier is 1 (or the encoder has no levels)."""
+    depth = torch.from_numpy(indexer.row_depths())
+    out = torch.ones(indexer.num_rows)
+    for k, f in enumerate(scales):
+        out[depth == k] = f
+    return None if bool((out == 1).all()) else out
+
+
 @dataclass
 class TrainData:
     entity_rows: torch.Tensor  # (n,) int64
@@ -115,7 +167,14 @@ class Trainer:
         hp: dict,
         device: torch.device,
         rng: np.random.Generator,
+        *,
+        prefix_dropout: tuple[float, ...] = (),
+        prefix_lr_scale: tuple[float, ...] = (),
+        dropout_rng: np.random.Generator | None = None,
     ):
+        """``prefix_dropout`` and ``prefix_lr_scale``: see the module docstring (empty: off).
+        ``dropout_rng`` draws the dropout masks (its own stream, so the negatives a seed draws
+        do not depend on the dropout setting)."""
         self.net = net
         self.indexer = indexer
         self.hp = hp
@@ -127,6 +186,18 @@ class Trainer:
         dense = [p for layer in net.layers for p in layer.parameters()]
         self.dense_opt = torch.optim.Adam(dense, lr=lr, weight_decay=wd) if dense else None
         self.t = 0
+        self.prefix_dropout = tuple(prefix_dropout) if indexer.kind != "octet" else ()
+        self.dropout_rng = dropout_rng if dropout_rng is not None else np.random.default_rng(0)
+        scale = level_lr_scale(indexer, tuple(prefix_lr_scale))
+        self.ip_opt.row_lr_scale = None if scale is None else scale.to(device)
+
+    def drop_prefixes(self, slots: torch.Tensor, is_v6: np.ndarray) -> torch.Tensor:
+        """Prefix dropout (training only): a copy of ``slots`` with some rows' finest levels
+        pointing at the padding row."""
+        mask = prefix_dropout_mask(self.dropout_rng, is_v6, self.prefix_dropout)
+        if mask is None:
+            return slots
+        return slots.masked_fill(torch.from_numpy(mask).to(slots.device), self.net.padding_row)
 
     def random_negative_slots(self, is_v6: np.ndarray) -> torch.Tensor:
         """Table rows of uniformly random addresses, one per entry of is_v6 (same family)."""
@@ -256,13 +327,16 @@ class Trainer:
             idx = order[i : i + bsz]
             if r and (k - 1) % chunk == 0:
                 stop = min(n, i + chunk * bsz)
-                negatives = self.random_negative_slots(np.repeat(data.is_v6[order_np[i:stop]], r))
+                neg_v6 = np.repeat(data.is_v6[order_np[i:stop]], r)
+                negatives = self.drop_prefixes(self.random_negative_slots(neg_v6), neg_v6)
                 neg_at = 0
             neg = None
             if r:
                 neg = negatives[neg_at : neg_at + len(idx) * r]
                 neg_at += len(idx) * r
-            l_sum, c, m = self.step(data.entity_rows[idx], data.ip_slots[idx], neg)
+            # the batch's real slots, finest levels dropped; shuffled negatives re-use them
+            slots = self.drop_prefixes(data.ip_slots[idx], data.is_v6[order_np[i : i + bsz]])
+            l_sum, c, m = self.step(data.entity_rows[idx], slots, neg)
             loss_sum += l_sum
             correct += c
             records += m
