@@ -32,6 +32,7 @@ log = logging.getLogger("secml.ipinsights")
 
 FORMAT_VERSION = 1
 SCORE_CHUNK = 65536
+ENTITY_ROWS = ("table", "hash")
 
 
 def _prefix_setting(
@@ -100,6 +101,13 @@ class IPInsights:
         Learning-rate multipliers for the rows of the finest levels, finest first. Default
         ``(0.25, 0.25)``: /32 and /24 (IPv6 /128 and /64) rows learn at a quarter of
         ``learning_rate``; ``()`` turns it off.
+
+    and ``entity_rows``, how training entities are assigned to the ``num_entity_vectors`` rows:
+    ``table`` (default) gives each distinct training entity a row of its own (its rank among
+    the sorted entity hashes, which the model keeps anyway) whenever there are at least as many
+    rows as entities, and falls back to ``hash`` otherwise; ``hash`` is the built-in's
+    assignment, 64-bit hash modulo ``num_entity_vectors``, where entities can collide (at the
+    advised 2x rows, about 2 in 5 training entities share their row with another).
     """
 
     def __init__(
@@ -110,12 +118,18 @@ class IPInsights:
         ip_encoder: str = "prefix",
         prefix_dropout: float | Sequence[float] | None = None,
         prefix_lr_scale: float | Sequence[float] | None = None,
+        entity_rows: str = "table",
         **hyperparameters: Any,
     ):
         self.hyperparameters = validate_hyperparameters(hyperparameters)
         if ip_encoder not in ENCODERS:
             raise SecmlError(f"ip_encoder {ip_encoder!r}: expected one of {', '.join(ENCODERS)}")
         self.ip_encoder = ip_encoder
+        if entity_rows not in ENTITY_ROWS:
+            raise SecmlError(
+                f"entity_rows {entity_rows!r}: expected one of {', '.join(ENTITY_ROWS)}"
+            )
+        self.entity_rows = entity_rows
         self.prefix_dropout = _prefix_setting("prefix_dropout", prefix_dropout, ip_encoder)
         self.prefix_lr_scale = _prefix_setting("prefix_lr_scale", prefix_lr_scale, ip_encoder)
         self.seed = seed
@@ -126,7 +140,16 @@ class IPInsights:
         self.history: list[dict] = []
 
     # ----------------------------------------------------------------------------- training
+    def _uses_table(self) -> bool:
+        n = len(self.known_hashes)
+        return self.entity_rows == "table" and 0 < n <= self.hyperparameters["num_entity_vectors"]
+
     def _entity_rows(self, hashes: np.ndarray) -> np.ndarray:
+        """Entity table rows (``known_hashes`` must be set). With the ``table`` assignment an
+        entity outside training gets some row; scoring replaces it by the population vector."""
+        if self._uses_table():
+            pos = np.searchsorted(self.known_hashes, hashes)
+            return np.minimum(pos, len(self.known_hashes) - 1).astype(np.int64)
         return (hashes % np.uint64(self.hyperparameters["num_entity_vectors"])).astype(np.int64)
 
     def _prepare(self, pairs: Pairs) -> tuple[Trainer, TrainData]:
@@ -358,6 +381,7 @@ class IPInsights:
             "ip_encoder": self.ip_encoder,
             "prefix_dropout": list(self.prefix_dropout),
             "prefix_lr_scale": list(self.prefix_lr_scale),
+            "entity_rows": self.entity_rows,
             "ip_table_rows": self.indexer.num_rows,
             "seed": self.seed,
         }
@@ -388,6 +412,7 @@ class IPInsights:
             # models saved before these settings existed were trained without them
             prefix_dropout=engine.get("prefix_dropout", ()),
             prefix_lr_scale=engine.get("prefix_lr_scale", ()),
+            entity_rows=engine.get("entity_rows", "hash"),
             **hyperparameters,
         )
         model.known_hashes = arrays.pop("known_hashes")
