@@ -81,21 +81,28 @@ _LAST = b"}]}"
 _EMPTY = b'{"Records":[]}'
 _EVENT_VERSION = b'"eventVersion"'
 _INSIGHT = b'"AwsCloudTrailInsight"'  # an Insight event's eventType
-# Matched at the start of a record's text after '{"eventVersion":"':
-_HEAD = re.compile(rb'[^"\\]*","userIdentity":\{"type":"[A-Za-z]+","principalId":"([^"\\]*)"')
-_AWS_SERVICE = re.compile(
-    rb'[^"\\]*","userIdentity":\{"type":"AWSService","invokedBy":"[^"\\]*"\},"eventTime":"'
-)
+# The pieces of CloudTrail's layout, after a record's '{"eventVersion":"':
+_IDENTITY = rb'[^"\\]*","userIdentity":\{"type":"'  # the version, then userIdentity's type
+_PRINCIPAL = rb'[A-Za-z]+","principalId":"([^"\\]*)"'  # any type, then its principalId
+_SERVICE = rb'(AWSService)","invokedBy":"[^"\\]*"\},"eventTime":"'  # a service on its own
+# Matched at the start of a record's text:
+_HEAD = re.compile(_IDENTITY + _PRINCIPAL)
+_AWS_SERVICE = re.compile(_IDENTITY + _SERVICE)
 _SOURCE_IP = re.compile(
     rb'\},"eventTime":"[^"\\]*","eventSource":"[^"\\]*","eventName":"[^"\\]*",'
     rb'"awsRegion":"[^"\\]*","sourceIPAddress":"([^"\\]*)"'
 )
-# Both at once: a record in the common layout, as (service, principal, ip). From principalId,
+# All at once: a record in the common layout, as (service, principal, ip). From principalId,
 # runs of non-braces and any '}' not followed by ',"eventTime":"' are taken possessively (no
 # backtracking): the match goes to the first '},"eventTime":"', as _SOURCE_IP's search does.
 _RECORD = (
-    rb'\{"eventVersion":"[^"\\]*","userIdentity":\{"type":"(?:(AWSService)","invokedBy":"'
-    rb'[^"\\]*"\},"eventTime":"|[A-Za-z]+","principalId":"([^"\\]*)"(?:[^}]++|\}(?!,"eventTime":"))*+'
+    re.escape(_RECORD_START)
+    + _IDENTITY
+    + rb"(?:"
+    + _SERVICE
+    + rb"|"
+    + _PRINCIPAL
+    + rb'(?:[^}]++|\}(?!,"eventTime":"))*+'
     + _SOURCE_IP.pattern
     + rb")"
 )
@@ -128,7 +135,7 @@ class CloudTrailLog:
         if not self._data:
             return self.items[:n]
         pieces = self._data[len(_FIRST) : -len(_LAST)].split(_BETWEEN, n)[:n]
-        return [common.loads(b'{"eventVersion":"' + piece + b"}") for piece in pieces]
+        return [common.loads(_RECORD_START + piece + b"}") for piece in pieces]
 
 
 def _scan(data: bytes) -> list | None:
@@ -182,7 +189,7 @@ def _scan(data: bytes) -> list | None:
             append(_SERVICE_ITEM)  # an AWS service acting on its own: no principal to learn
             continue
         try:
-            append(loads(b'{"eventVersion":"' + piece + b"}"))
+            append(loads(_RECORD_START + piece + b"}"))
         except ValueError:
             return None
     return items
@@ -195,9 +202,10 @@ def load_log(name: str, blob: bytes) -> tuple[CloudTrailLog | None, tuple | None
     if skip is not None:
         return None, skip
     # The scan relies on gzip's CRC for integrity; an uncompressed file is parsed whole.
-    scanned = _scan(data.strip()) if blob[:2] == b"\x1f\x8b" else None
+    data = data.strip()
+    scanned = _scan(data) if blob[:2] == b"\x1f\x8b" else None
     if scanned is not None:
-        log = CloudTrailLog(name, scanned, data.strip())
+        log = CloudTrailLog(name, scanned, data)
     else:
         document, skip = common.try_parse(data, common.loads)
         if skip is not None:
