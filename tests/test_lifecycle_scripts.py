@@ -12,20 +12,17 @@ from pathlib import Path
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from stacks.notebook import LIFECYCLE_DIR, NOTEBOOK_PATH, on_start_values, render_lifecycle_script
+from tests.conftest import moto_server_url
 
 REGION = "us-east-1"
 
 
 @pytest.fixture(scope="module")
 def s3_endpoint():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with moto_server_url() as url:
+        yield url
 
 
 def _stub(bin_dir: Path, name: str, body: str) -> None:

@@ -15,7 +15,6 @@ import textwrap
 import boto3
 import nbformat
 import pytest
-from moto.server import ThreadedMotoServer
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
@@ -51,21 +50,6 @@ CREATE_RESOURCES = textwrap.dedent(
     print(len(sm.list_endpoints()["Endpoints"]), "endpoint(s) running")
     """
 )
-
-
-@pytest.fixture
-def moto_server(monkeypatch):
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    # The kernel inherits this environment: its boto3 clients talk to the moto server.
-    monkeypatch.setenv("AWS_ENDPOINT_URL", url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    yield url
-    server.stop()
 
 
 def test_kernel_shutdown_after_a_failed_cell_deletes_the_endpoint(moto_server):

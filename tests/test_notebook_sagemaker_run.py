@@ -18,7 +18,6 @@ import sys
 import boto3
 import nbformat
 import pytest
-from moto.server import ThreadedMotoServer
 from nbclient import NotebookClient
 
 from tests.notebook_cells import NOTEBOOK_IPYNB, ROOT, notebook_boto3_version
@@ -47,27 +46,6 @@ runtime.meta.events.register(
     "provide-client-params.sagemaker-runtime.InvokeEndpoint", _queue_answer
 )
 """
-
-
-@pytest.fixture
-def moto_server(monkeypatch):
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    monkeypatch.setenv("AWS_ENDPOINT_URL", url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    for key in (
-        "SECML_BACKEND",
-        "SECML_TUPLES_BUCKET",
-        "SECML_TUPLES_DIR",
-        "SECML_WORKSHOP_CONFIG",
-    ):
-        monkeypatch.delenv(key, raising=False)
-    yield url
-    server.stop()
 
 
 def secml_tuples(kind: str, source, out) -> None:
