@@ -15,6 +15,7 @@ from constructs import Construct
 
 from stacks.functions import custom_resource_provider, python_function, source_code
 from stacks.nag import acknowledge, arn_ref
+from stacks.notebook import SAGEMAKER_LOG_GROUPS_FINDING, sagemaker_log_groups
 
 # Fallback for untagged SageMaker resources: this name prefix AND the notebook's role.
 NAME_PREFIX = "secml-"
@@ -114,14 +115,7 @@ class Cleanup(Construct):
             ),
             iam.PolicyStatement(
                 actions=["logs:DescribeLogStreams", "logs:DeleteLogStream", "logs:DeleteLogGroup"],
-                resources=[
-                    stack.format_arn(
-                        service="logs",
-                        resource="log-group",
-                        resource_name="/aws/sagemaker/*",
-                        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-                    )
-                ],
+                resources=[sagemaker_log_groups(stack)],
             ),
             iam.PolicyStatement(
                 actions=["s3:ListBucket", "s3:ListBucketVersions"],
@@ -153,8 +147,7 @@ class Cleanup(Construct):
             )
         acknowledge(
             role,
-            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:"
-            "<AWS::AccountId>:log-group:/aws/sagemaker/*]",
+            SAGEMAKER_LOG_GROUPS_FINDING,
             "SageMaker names job and endpoint log streams and groups per job and endpoint; "
             "the pattern is SageMaker's own log namespace.",
         )

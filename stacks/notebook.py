@@ -32,6 +32,24 @@ SAGEMAKER_RESOURCE_TYPES = (
 )
 
 
+# SageMaker's own log namespace (jobs, endpoints, notebook instances name their groups there),
+# and cdk-nag's finding id for a policy on it
+SAGEMAKER_LOG_GROUPS_FINDING = (
+    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:"
+    "<AWS::AccountId>:log-group:/aws/sagemaker/*]"
+)
+
+
+def sagemaker_log_groups(stack: cdk.Stack) -> str:
+    """The ARN pattern of every SageMaker log group in the stack's account and region."""
+    return stack.format_arn(
+        service="logs",
+        resource="log-group",
+        resource_name="/aws/sagemaker/*",
+        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+    )
+
+
 def render_lifecycle_script(name: str, values: dict[str, str]) -> str:
     """stacks/lifecycle/<name> with each @@KEY@@ replaced by values[KEY]; all keys must be used."""
     text = (LIFECYCLE_DIR / name).read_text(encoding="utf-8")
@@ -211,8 +229,7 @@ class Notebook(Construct):
         )
         acknowledge(
             role,
-            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:"
-            "<AWS::AccountId>:log-group:/aws/sagemaker/*]",
+            SAGEMAKER_LOG_GROUPS_FINDING,
             "SageMaker names the training and endpoint log groups and streams per job and "
             "endpoint; the pattern is SageMaker's own log namespace.",
         )
@@ -274,14 +291,7 @@ class Notebook(Construct):
                     "logs:DescribeLogStreams",
                     "logs:GetLogEvents",
                 ],
-                resources=[
-                    stack.format_arn(
-                        service="logs",
-                        resource="log-group",
-                        resource_name="/aws/sagemaker/*",
-                        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-                    )
-                ],
+                resources=[sagemaker_log_groups(stack)],
             )
         )
         self.role.add_to_policy(
