@@ -84,14 +84,19 @@ def test_local_backend_reads_the_demo_embedded_s3(buckets, monkeypatch, tmp_path
     assert ns["truth"]["label"].tolist() == ["malicious"]
 
 
-def test_sagemaker_backend_reads_the_buckets_named_in_the_config(buckets, monkeypatch, tmp_path):
+def write_deployed_config(folder) -> None:
+    """The workshop_config.json the notebook instance's on-create script writes."""
     config = {
         "stack_name": "S",
         "region": "us-west-2",
         "data_bucket": "data",
         "tuples_bucket": "tuples",
     }
-    (tmp_path / "workshop_config.json").write_text(json.dumps(config))
+    (folder / "workshop_config.json").write_text(json.dumps(config))
+
+
+def test_sagemaker_backend_reads_the_buckets_named_in_the_config(buckets, monkeypatch, tmp_path):
+    write_deployed_config(tmp_path)
     buckets.delete_object(Bucket="data", Key="truth.csv")
     ns = run_loading_cells(monkeypatch, tmp_path, SECML_BACKEND="sagemaker")
     assert ns["BACKEND"] == "sagemaker"
@@ -100,13 +105,7 @@ def test_sagemaker_backend_reads_the_buckets_named_in_the_config(buckets, monkey
 
 
 def test_missing_tuples_tell_the_attendee_to_finish_exercise_2(buckets, monkeypatch, tmp_path):
-    config = {
-        "stack_name": "S",
-        "region": "us-west-2",
-        "data_bucket": "data",
-        "tuples_bucket": "tuples",
-    }
-    (tmp_path / "workshop_config.json").write_text(json.dumps(config))
+    write_deployed_config(tmp_path)
     buckets.delete_object(Bucket="tuples", Key="infer/guardduty_tuples.csv")
     with pytest.raises(FileNotFoundError, match="exercise 2"):
         run_loading_cells(monkeypatch, tmp_path, SECML_BACKEND="sagemaker")

@@ -185,19 +185,24 @@ def test_endpoint_lifecycle_chunks_under_6mb_and_deletes_everything(nb, aws):
     assert nb["endpoints_still_there"](sm) == []
 
 
+def _deployed_endpoint(nb, sm):
+    """The notebook's deployed_endpoint() for a model that is already in the tuples bucket."""
+    return nb["deployed_endpoint"](
+        sm,
+        model_data_uri="s3://tuples/model.tar.gz",
+        image_uri=nb["ipinsights_image_uri"](REGION),
+        role_arn=ROLE_ARN,
+        instance_type="ml.m5.large",
+        tags=nb["stack_tags"]("SecmlWorkshop"),
+        poll_seconds=1,
+    )
+
+
 def test_endpoint_is_deleted_when_scoring_fails(nb, aws):
     sm, _ = aws
     with (
         pytest.raises(RuntimeError, match="scoring failed"),
-        nb["deployed_endpoint"](
-            sm,
-            model_data_uri="s3://tuples/model.tar.gz",
-            image_uri=nb["ipinsights_image_uri"](REGION),
-            role_arn=ROLE_ARN,
-            instance_type="ml.m5.large",
-            tags=nb["stack_tags"]("SecmlWorkshop"),
-            poll_seconds=1,
-        ),
+        _deployed_endpoint(nb, sm),
     ):
         assert len(sm.list_endpoints()["Endpoints"]) == 1
         raise RuntimeError("scoring failed")
@@ -255,15 +260,7 @@ def test_an_endpoint_still_being_created_is_deleted_once_it_settles(nb, aws):
         return SimpleNamespace(status_code=400), {"Error": error, "ResponseMetadata": {}}
 
     sm.meta.events.register("before-call.sagemaker.DeleteEndpoint", refuse_first_delete)
-    with nb["deployed_endpoint"](
-        sm,
-        model_data_uri="s3://tuples/model.tar.gz",
-        image_uri=nb["ipinsights_image_uri"](REGION),
-        role_arn=ROLE_ARN,
-        instance_type="ml.m5.large",
-        tags=nb["stack_tags"]("SecmlWorkshop"),
-        poll_seconds=1,
-    ):
+    with _deployed_endpoint(nb, sm):
         pass
     assert refusals == [1]
     assert sm.list_endpoints()["Endpoints"] == []
