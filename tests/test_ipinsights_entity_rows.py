@@ -1,6 +1,6 @@
 """How training entities are assigned to the num_entity_vectors rows (``entity_rows``).
 
-See secml/ipinsights/model.py (IPInsights docstring) and README, "Local IP Insights engine".
+See secml/ipinsights/model.py (IPInsights docstring) and docs/ipinsights-engine.md.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Prefix dropout and per-level learning rates: the engine settings that train coarse prefixes.
 
-See secml/ipinsights/trainer.py (module docstring) and README, "Local IP Insights engine".
+See secml/ipinsights/trainer.py (module docstring) and docs/ipinsights-engine.md.
 """
 
 import json

@@ -1,5 +1,5 @@
-"""Local IP Insights engine: SageMaker's built-in IP Insights, in PyTorch (README section
-"Local IP Insights engine").
+"""Local IP Insights engine: SageMaker's built-in IP Insights, in PyTorch
+(docs/ipinsights-engine.md).
 
     from secml.ipinsights import IPInsights, read_pairs_csv
 

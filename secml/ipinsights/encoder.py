@@ -1,6 +1,6 @@
 """Which rows of the IP embedding table an address sums: the IP encoder's lookup half.
 
-Three designs, compared in ``benchmarks/ipinsights.py`` (README, "Local IP Insights engine"):
+Three designs, compared in ``benchmarks/ipinsights.py`` (docs/ipinsights-engine.md):
 
 ``prefix`` (default)
     One row per network prefix *seen in training*, at /8, /16, /24, /32 (IPv6: /16, /32, /48,

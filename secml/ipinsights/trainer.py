@@ -17,7 +17,7 @@ What makes it fast on a CPU (measured in benchmarks/ipinsights.py):
   ordinary dense Adam with the same L2.
 
 Two engine settings shape how the prefix rows learn (``prefix`` and ``hashed`` encoders; see
-``encoder.py`` and README, "Local IP Insights engine"):
+``encoder.py`` and docs/ipinsights-engine.md):
 
 * ``prefix_dropout``: each training pair (real, random and hence shuffled negatives) loses its
   finest prefix level (/32; IPv6 /128) with probability ``prefix_dropout[0]``, its two finest
@@ -53,7 +53,7 @@ from secml.ipinsights.network import IPInsightsNet
 log = logging.getLogger("secml.ipinsights")
 
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
-# engine defaults (measured in benchmarks/ipinsights.py; README, "Local IP Insights engine")
+# engine defaults (measured in benchmarks/ipinsights.py; docs/ipinsights-engine.md)
 DEFAULT_PREFIX_DROPOUT = (0.5,)  # drop /32 (IPv6 /128) from half the training pairs
 DEFAULT_PREFIX_LR_SCALE = (0.25, 0.25)  # /32 and /24 rows (IPv6 /128, /64) learn at lr / 4
 
