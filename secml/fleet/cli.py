@@ -1,7 +1,8 @@
 """`python -m secml fleet package|provision|status|teardown|stackset`.
 
 Facilitator tooling for one workshop environment per attendee account
-(docs/facilitator.md, "Facilitators: many accounts"). boto3, rich and the CDK are imported inside the commands.
+(docs/facilitator.md, "Facilitators: many accounts"). boto3, rich and the CDK are imported
+inside the commands.
 """
 
 from __future__ import annotations

@@ -323,8 +323,8 @@ class IPInsights:
     def score(self, entities, ips) -> np.ndarray:
         """Dot products for aligned sequences of entities and address strings (the fast path).
 
-        Unseen entities are scored with the population vector (see docs/ipinsights-engine.md); invalid addresses
-        raise SecmlError naming the first one.
+        Unseen entities are scored with the population vector (see docs/ipinsights-engine.md);
+        invalid addresses raise SecmlError naming the first one.
         """
         entities = np.asarray(list(entities) if not hasattr(entities, "__len__") else entities)
         entities = np.asarray([str(e).strip() for e in entities], dtype=object)
