@@ -12,23 +12,42 @@ PY := $(VENV)/bin/python
 # `cdk.json` runs `python3 app.py`: the venv goes first on PATH so that is our interpreter.
 export PATH := $(abspath $(VENV)/bin):$(PATH)
 STAMP_PY := $(VENV)/.installed
+# checkov pins a boto3 the app cannot share, so it lives in a virtual environment of its own.
+CHECKOV_VENV := .venv-checkov
+STAMP_CHECKOV := $(CHECKOV_VENV)/.installed
 STAMP_NODE := node_modules/.installed
 CDK := npx --no-install cdk
 
-.PHONY: help install demo test lint unit synth nag-lint clean
+.PHONY: help install lock demo test lint unit synth nag-lint clean
 
 help:
 	@echo "make demo    run the whole workshop offline (installs first if needed)"
 	@echo "make test    lint, unit + integration tests, cdk synth with cdk-nag, cfn-lint"
 	@echo "make synth   synthesize the CloudFormation template into cdk.out/"
-	@echo "make install create .venv and node_modules from the pinned requirements"
+	@echo "make install create .venv, .venv-checkov and node_modules from the locks"
+	@echo "make lock    recompile the locks (requirements*.txt) from requirements*.in"
 
-install: $(STAMP_PY) $(STAMP_NODE)
+install: $(STAMP_PY) $(STAMP_CHECKOV) $(STAMP_NODE)
 
+# The locks pin every transitive package; the .in files hold the top-level intent.
 $(STAMP_PY): requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -qq --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
 	touch $@
+
+$(STAMP_CHECKOV): requirements-checkov.txt
+	test -x $(CHECKOV_VENV)/bin/python || python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install -qq --disable-pip-version-check -r $<
+	touch $@
+
+PIP_COMPILE := $(VENV)/bin/pip-compile -q --strip-extras --allow-unsafe \
+	--no-emit-index-url --no-emit-find-links
+# torch is pinned as the plain release: the lock must not name this machine's local +cpu build.
+lock: $(STAMP_PY)
+	$(PIP_COMPILE) -o requirements.txt requirements.in
+	sed -i 's/^torch==\([0-9.]*\)+cpu$$/torch==\1/' requirements.txt
+	$(PIP_COMPILE) -o requirements-dev.txt requirements-dev.in
+	$(PIP_COMPILE) -o requirements-checkov.txt requirements-checkov.in
 
 $(STAMP_NODE): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -54,4 +73,4 @@ nag-lint:
 	$(VENV)/bin/cfn-lint cdk.out/*.template.json
 
 clean:
-	rm -rf $(VENV) node_modules cdk.out demo-output
+	rm -rf $(VENV) $(CHECKOV_VENV) node_modules cdk.out demo-output
