@@ -7,7 +7,7 @@ from constructs import Construct
 
 from stacks.cleanup import Cleanup
 from stacks.data import Data
-from stacks.guardduty import GuardDuty
+from stacks.guardduty import GuardDuty, SampleFindings
 from stacks.ingest import Ingest
 from stacks.notebook import Notebook
 from stacks.participant import Participant
@@ -23,7 +23,7 @@ class WorkshopStack(cdk.Stack):
         construct_id: str,
         *,
         solutions: bool = False,
-        sample_findings: bool = True,
+        sample_findings: SampleFindings = SampleFindings.IF_CREATED,
         notebook_instance_type: str = "ml.t3.medium",
         notebook_idle_minutes: int = 60,
         participant_role: bool = False,
