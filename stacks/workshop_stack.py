@@ -59,8 +59,9 @@ class WorkshopStack(cdk.Stack):
             notebook_role=self.notebook.role,
             tag_key=STACK_TAG,
         )
-        # The notebook goes first on delete, so nothing new appears while the cleanup runs.
-        self.cleanup.must_outlive(self.notebook.instance)
+        # The notebook goes first on delete, so nothing new appears while the cleanup runs; the
+        # dataset upload comes after the cleanup, so a failed create can empty and roll back.
+        self.cleanup.must_outlive(self.notebook.instance, *self.data.writers)
 
         outputs = {
             "NotebookInstanceName": self.notebook.instance_name,
