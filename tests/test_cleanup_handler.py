@@ -449,3 +449,14 @@ def test_an_endpoint_that_is_deleting_is_waited_for_until_it_is_gone():
         cleanup._verify_gone(sm, endpoints, others, _clock(), report)
         stub.assert_no_pending_responses()
     assert report.left == [] and report.failure() is None
+
+
+def test_the_failure_message_stays_short_and_counts_what_it_leaves_out():
+    report = cleanup.Report(left=[f"endpoint secml-{i} still there (InService)" for i in range(20)])
+    report.errors.append("could not delete model secml-m: " + "x" * 5000)
+    message = report.failure()
+    assert message.startswith("cleanup incomplete: endpoint secml-0 still there (InService); ")
+    assert "; and 13 more." in message
+    assert len(message) < 2000
+    assert len(cleanup.Report(errors=["x" * 5000]).failure()) < 500
+    assert cleanup.Report().failure() is None

@@ -55,6 +55,7 @@ POLL_S = 15.0
 # (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeTrainingJob.html).
 FINAL = {"Completed", "Failed", "Stopped", "Deleting", "DeleteFailed"}
 MESSAGE_ITEMS = 8
+MESSAGE_ITEM_CHARS = 200
 
 
 class CleanupIncomplete(RuntimeError):
@@ -101,16 +102,16 @@ class Report:
         }
 
     def failure(self) -> str | None:
+        """One message for CloudFormation's status reason (kept short: it is shown whole)."""
         problems = self.left + self.errors
         if not problems:
             return None
-        shown = "; ".join(problems[:MESSAGE_ITEMS])
-        more = (
-            f"; and {len(problems) - MESSAGE_ITEMS} more" if len(problems) > MESSAGE_ITEMS else ""
-        )
+        shown = "; ".join(problem[:MESSAGE_ITEM_CHARS] for problem in problems[:MESSAGE_ITEMS])
+        more = len(problems) - MESSAGE_ITEMS
         return (
-            f"cleanup incomplete: {shown}{more}. Run the destroy again in a few minutes, or "
-            "delete these by hand (the cleanup function's log lists everything it did)."
+            f"cleanup incomplete: {shown}{f'; and {more} more' if more > 0 else ''}. Run the "
+            "destroy again in a few minutes, or delete these by hand (the cleanup function's "
+            "log lists everything it did)."
         )
 
 
