@@ -6,6 +6,7 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from stacks.fleet_synthesizer import AssetParameterSynthesizer
+from stacks.guardduty import SampleFindings
 from stacks.workshop_stack import WorkshopStack
 
 DEFAULT_STACK_NAME = "SecmlWorkshop"
@@ -38,6 +39,21 @@ def _positive_int(app: cdk.App, key: str, default: int) -> int:
     return number
 
 
+def _sample_findings(app: cdk.App) -> SampleFindings:
+    """true: only into a detector the stack creates; false: never; force: into any (noisy in an
+    organisation that runs GuardDuty centrally; see docs/facilitator.md)."""
+    if str(app.node.try_get_context("sample_findings")).strip().lower() == "force":
+        return SampleFindings.FORCE
+    try:
+        wanted = _flag(app, "sample_findings", True)
+    except ValueError:
+        value = app.node.try_get_context("sample_findings")
+        raise ValueError(
+            f"context sample_findings={value!r}: expected true, false or force"
+        ) from None
+    return SampleFindings.IF_CREATED if wanted else SampleFindings.NEVER
+
+
 def build_app(context: dict | None = None, *, outdir: str | None = None) -> cdk.App:
     app = cdk.App(context=context or None, outdir=outdir)
     stack_name = app.node.try_get_context("stack_name") or DEFAULT_STACK_NAME
@@ -49,7 +65,7 @@ def build_app(context: dict | None = None, *, outdir: str | None = None) -> cdk.
         app,
         stack_name,
         solutions=_flag(app, "solutions", False),
-        sample_findings=_flag(app, "sample_findings", True),
+        sample_findings=_sample_findings(app),
         notebook_instance_type=app.node.try_get_context("notebook_instance_type") or "ml.t3.medium",
         notebook_idle_minutes=_positive_int(app, "notebook_idle_minutes", 60),
         **synth,

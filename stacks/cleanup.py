@@ -2,6 +2,12 @@
 
 Also empties both workshop buckets (instead of aws-cdk-lib's auto_delete_objects, whose
 provider function cannot be given a log group and so would leave /aws/lambda/... behind).
+
+Timeouts, so that a destroy never waits CloudFormation's default hour for an answer: the handler
+stops waiting RESERVE_S before its own HANDLER_TIMEOUT, which is well under the provider
+framework's onEvent timeout (15 minutes in aws-cdk-lib), and CloudFormation itself gives up after
+SERVICE_TIMEOUT (the ServiceTimeout property, 1 to 3600 seconds, default 3600:
+https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-cloudformation-customresource.html).
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from stacks.notebook import SAGEMAKER_LOG_GROUPS_FINDING, sagemaker_log_groups
 
 # Fallback for untagged SageMaker resources: this name prefix AND the notebook's role.
 NAME_PREFIX = "secml-"
+HANDLER_TIMEOUT = cdk.Duration.minutes(10)
+SERVICE_TIMEOUT = cdk.Duration.minutes(16)
 # Kinds the cleanup identifies by tag only: deleting them is allowed only when tagged.
 TAG_ONLY_TYPES = ("endpoint", "endpoint-config", "transform-job")
 ROLE_RECORDING_TYPES = ("training-job", "hyper-parameter-tuning-job", "model")
@@ -45,7 +53,7 @@ class Cleanup(Construct):
             handler="index.on_event",
             description="Workshop: on stack delete, removes the notebook's SageMaker leftovers",
             memory_size=512,
-            timeout=cdk.Duration.minutes(15),
+            timeout=HANDLER_TIMEOUT,
         )
         self._grant(stack, buckets, tag_key)
 
@@ -55,6 +63,7 @@ class Cleanup(Construct):
             "Resource",
             service_token=provider.service_token,
             resource_type="Custom::WorkshopCleanup",
+            service_timeout=SERVICE_TIMEOUT,
             properties={
                 "StackName": stack.stack_name,
                 "TagKey": tag_key,
@@ -70,7 +79,12 @@ class Cleanup(Construct):
         self.resource.node.add_dependency(notebook_role)
 
     def must_outlive(self, *constructs: Construct) -> None:
-        """Delete these before the cleanup runs (they depend on it), e.g. the notebook."""
+        """These depend on the cleanup: created after it, deleted before it runs.
+
+        For the notebook (nothing new appears while the cleanup runs) and for everything that
+        writes into a bucket at deploy time (a create that fails after the write rolls back only
+        if the cleanup exists to empty the bucket).
+        """
         for construct in constructs:
             construct.node.add_dependency(self.resource)
 
@@ -96,6 +110,9 @@ class Cleanup(Construct):
                     "sagemaker:ListTags",
                     "sagemaker:DescribeTrainingJob",
                     "sagemaker:DescribeHyperParameterTuningJob",
+                    "sagemaker:DescribeTransformJob",
+                    "sagemaker:DescribeEndpoint",
+                    "sagemaker:DescribeEndpointConfig",
                     "sagemaker:DescribeModel",
                     "sagemaker:StopTrainingJob",
                     "sagemaker:StopHyperParameterTuningJob",

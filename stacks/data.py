@@ -72,6 +72,10 @@ class Data(Construct):
             role=deploy_role,
         )
         self._acknowledge_deployment(deploy_role)
+        # What writes into the buckets while the stack is created. Each must be created after
+        # the cleanup resource (WorkshopStack sees to it), so that a failed create can roll
+        # back: CloudFormation cannot delete a bucket that still holds objects.
+        self.writers: list[Construct] = [self.deployment]
 
     def _acknowledge_deployment(self, role: Construct) -> None:
         """Findings on the BucketDeployment machinery, whose policy aws-cdk-lib writes."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import enum
+
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from constructs import Construct
@@ -10,11 +12,33 @@ from stacks.functions import custom_resource_provider, python_function, source_c
 from stacks.nag import acknowledge
 
 
+class SampleFindings(enum.Enum):
+    """Where the detector handler generates GuardDuty's sample findings (values as it reads them).
+
+    FORCE also writes them into a detector that was there before the stack: in an account whose
+    organisation runs GuardDuty centrally, every deploy then sends one [SAMPLE] finding of every
+    type to the administrator account, Security Hub and EventBridge.
+    """
+
+    NEVER = "false"
+    IF_CREATED = "true"
+    FORCE = "force"
+
+
+# CloudFormation waits this long for the handler's answer instead of the default hour.
+SERVICE_TIMEOUT = cdk.Duration.minutes(5)
+
+
 class GuardDuty(Construct):
     """Custom resource around lambda_src/guardduty_detector (see its docstring for why)."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, tag_key: str, sample_findings: bool = True
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        tag_key: str,
+        sample_findings: SampleFindings = SampleFindings.IF_CREATED,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
@@ -38,6 +62,7 @@ class GuardDuty(Construct):
         self.handler.add_to_role_policy(
             iam.PolicyStatement(
                 actions=[
+                    "guardduty:GetDetector",
                     "guardduty:CreateSampleFindings",
                     "guardduty:DeleteDetector",
                     "guardduty:TagResource",
@@ -81,8 +106,9 @@ class GuardDuty(Construct):
             "Detector",
             service_token=provider.service_token,
             resource_type="Custom::GuardDutyDetector",
+            service_timeout=SERVICE_TIMEOUT,
             properties={
-                "SampleFindings": str(sample_findings).lower(),
+                "SampleFindings": sample_findings.value,
                 "Tags": {tag_key: stack.stack_name},
             },
         )

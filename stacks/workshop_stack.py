@@ -7,7 +7,7 @@ from constructs import Construct
 
 from stacks.cleanup import Cleanup
 from stacks.data import Data
-from stacks.guardduty import GuardDuty
+from stacks.guardduty import GuardDuty, SampleFindings
 from stacks.ingest import Ingest
 from stacks.notebook import Notebook
 from stacks.participant import Participant
@@ -23,7 +23,7 @@ class WorkshopStack(cdk.Stack):
         construct_id: str,
         *,
         solutions: bool = False,
-        sample_findings: bool = True,
+        sample_findings: SampleFindings = SampleFindings.IF_CREATED,
         notebook_instance_type: str = "ml.t3.medium",
         notebook_idle_minutes: int = 60,
         participant_role: bool = False,
@@ -59,8 +59,9 @@ class WorkshopStack(cdk.Stack):
             notebook_role=self.notebook.role,
             tag_key=STACK_TAG,
         )
-        # The notebook goes first on delete, so nothing new appears while the cleanup runs.
-        self.cleanup.must_outlive(self.notebook.instance)
+        # The notebook goes first on delete, so nothing new appears while the cleanup runs; the
+        # dataset upload comes after the cleanup, so a failed create can empty and roll back.
+        self.cleanup.must_outlive(self.notebook.instance, *self.data.writers)
 
         outputs = {
             "NotebookInstanceName": self.notebook.instance_name,

@@ -82,3 +82,120 @@ def test_cleanup_may_delete_endpoints_only_when_they_carry_the_stack_tag(synthes
     }
     actions = {a for s in statements for a in as_list(s["Action"])}
     assert not {a for a in actions if a.startswith("s3:") and "Put" in a}
+
+
+def _framework_on_event(template, prefix: str) -> dict:
+    (fn,) = [
+        fn
+        for name, fn in resources(template, "AWS::Lambda::Function").items()
+        if name.startswith(prefix) and "framework - onEvent" in fn["Properties"]["Description"]
+    ]
+    return fn
+
+
+# Issue 12, item 4: CloudFormation waits an hour for a custom resource that never answers.
+def test_cleanup_answers_before_the_provider_framework_and_cloudformation_gives_up(synthesized):
+    from tests.handler_support import load_handler
+
+    stack, template = synthesized
+    handler = resources(template, "AWS::Lambda::Function")[logical_id(stack, stack.cleanup.handler)]
+    handler_s = handler["Properties"]["Timeout"]
+    framework_s = _framework_on_event(template, "Cleanup")["Properties"]["Timeout"]
+    (resource,) = resources(template, "Custom::WorkshopCleanup").values()
+    service_s = int(resource["Properties"]["ServiceTimeout"])
+
+    assert handler_s + 120 <= framework_s  # the framework reports the handler's timeout itself
+    assert framework_s <= service_s <= 20 * 60  # and CloudFormation stops waiting soon after
+    reserve = load_handler("cleanup").RESERVE_S
+    assert 60 <= reserve < handler_s  # the handler's waits end before its own timeout
+
+
+def _depends_on(template: dict, resource_id: str) -> set[str]:
+    """Every resource this one waits for on create: DependsOn, Ref and GetAtt, transitively."""
+    raw = template["Resources"]
+
+    def direct(name: str) -> set[str]:
+        found = set(as_list(raw[name].get("DependsOn", [])))
+
+        def walk(value) -> None:
+            if isinstance(value, dict):
+                if "Ref" in value and value["Ref"] in raw:
+                    found.add(value["Ref"])
+                if "Fn::GetAtt" in value:
+                    found.add(value["Fn::GetAtt"][0])
+                for inner in value.values():
+                    walk(inner)
+            elif isinstance(value, list):
+                for inner in value:
+                    walk(inner)
+
+        walk(raw[name].get("Properties", {}))
+        return found
+
+    seen: set[str] = set()
+    todo = [resource_id]
+    while todo:
+        for dependency in direct(todo.pop()) - seen:
+            seen.add(dependency)
+            todo.append(dependency)
+    return seen
+
+
+def _assert_bucket_writers_come_after_the_cleanup(template: dict, bucket_ids: set[str]) -> int:
+    raw = template["Resources"]
+    (cleanup_id,) = [k for k, v in raw.items() if v["Type"] == "Custom::WorkshopCleanup"]
+    writers = [
+        name
+        for name, resource in raw.items()
+        if name != cleanup_id
+        and (
+            resource["Type"] == "AWS::SageMaker::NotebookInstance"
+            or (
+                resource["Type"].startswith("Custom::") and bucket_ids & _depends_on(template, name)
+            )
+        )
+    ]
+    for name in writers:
+        assert cleanup_id in _depends_on(template, name), f"{name} may write before the cleanup"
+    return len(writers)
+
+
+# Issue 12, item 7: a create that fails after the dataset upload must be able to roll back.
+def test_everything_that_writes_into_a_bucket_at_deploy_time_comes_after_the_cleanup(synthesized):
+    stack, template = synthesized
+    buckets = {logical_id(stack, b) for b in (stack.data.data_bucket, stack.data.tuples_bucket)}
+    assert _assert_bucket_writers_come_after_the_cleanup(template.to_json(), buckets) >= 2
+    (deployment,) = resources(template, "Custom::CDKBucketDeployment").values()
+    assert (
+        stack.resolve(stack.cleanup.resource.node.default_child.logical_id)
+        in deployment["DependsOn"]
+    )
+
+
+def test_in_the_fleet_template_too_bucket_writers_come_after_the_cleanup():
+    from aws_cdk.assertions import Template
+
+    from stacks.app import DEFAULT_STACK_NAME, build_app
+
+    stack = build_app({"fleet": "true"}).node.find_child(DEFAULT_STACK_NAME)
+    template = Template.from_stack(stack).to_json()
+    buckets = {logical_id(stack, b) for b in (stack.data.data_bucket, stack.data.tuples_bucket)}
+    assert _assert_bucket_writers_come_after_the_cleanup(template, buckets) >= 2
+
+
+def test_cleanup_role_allows_every_sagemaker_call_the_handler_makes(synthesized):
+    """No AWS account here: a missing grant would first show as AccessDenied on a real destroy."""
+    import re
+
+    from tests.handler_support import LAMBDA_SRC
+
+    source = (LAMBDA_SRC / "cleanup" / "index.py").read_text()
+    calls = set(re.findall(r"\bsm\.([a-z_]+)\(", source))
+    calls |= set(re.findall(r'(?:candidates\(|_pages\(self\.sagemaker,)\s*"([a-z_]+)"', source))
+    wanted = {"sagemaker:" + "".join(p.title() for p in call.split("_")) for call in calls}
+    assert {"sagemaker:DescribeEndpoint", "sagemaker:ListTrainingJobs"} <= wanted
+
+    stack, template = synthesized
+    role_id = logical_id(stack, stack.cleanup.handler.role)
+    granted = {a for s in statements_of_role(template, role_id) for a in as_list(s["Action"])}
+    assert wanted - granted == set()

@@ -1,20 +1,36 @@
 """Custom resource: on stack delete, remove what the workshop notebook made outside CloudFormation.
 
-SageMaker endpoints, endpoint configs and models are deleted; running training, tuning and
+SageMaker endpoints, endpoint configs and models are deleted; running tuning, training and
 transform jobs are stopped (SageMaker keeps finished jobs as history; they cost nothing); the
 jobs' and endpoints' log streams go; both workshop buckets are emptied so CloudFormation can
-delete them. A resource counts as the stack's when it carries the tag TagKey=StackName, or, for
-kinds that record an execution role (models, training and tuning jobs), when its name starts with
-NamePrefix and it was created with the stack's notebook role. Nothing else is touched.
+delete them.
 
-Idempotent: a second delete finds nothing left to do. Things already gone are not errors.
+What counts as the stack's: a name starting with NamePrefix (the notebook names everything
+"secml-..."), created after this resource was (the time is kept in its physical id), and either
+the tag TagKey=StackName or, for kinds that record an execution role (models, training and
+tuning jobs), the stack's notebook role. The SageMaker list calls are filtered by name and
+creation time, so a busy region's other jobs are never looked at one by one.
+
+Order matters:
+- Stopping a training job is asynchronous: while Stopping it still uploads /opt/ml/model to the
+  bucket. The handler waits (bounded) for every stopped job to reach a final state before it
+  empties the buckets; otherwise the model lands in an emptied bucket and the bucket's delete
+  fails.
+- The handler runs well inside its Lambda timeout (the waits end RESERVE_S before it), which is
+  itself well under the provider framework's 15 minutes, so CloudFormation always gets an answer.
+
+No silent success: a job still running, an endpoint, config or model still there, or any call
+that failed makes the delete fail with one message naming each of them. Idempotent: a second
+delete finds nothing left to do. Things already gone are not errors.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import boto3
 from botocore.exceptions import ClientError
@@ -27,6 +43,24 @@ TRANSFORM_LOGS = "/aws/sagemaker/TransformJobs"
 ENDPOINT_LOGS = "/aws/sagemaker/Endpoints/"
 GONE_CODES = {"ResourceNotFound", "ResourceNotFoundException", "NoSuchBucket", "NotFound"}
 
+PHYSICAL_ID_TIME = "%Y%m%dT%H%M%SZ"
+# Resources created this long before the cleanup resource still count (clock skew).
+CLOCK_SKEW = timedelta(minutes=5)
+# Seconds kept back from the Lambda timeout for emptying the buckets and answering.
+RESERVE_S = 120.0
+JOB_WAIT_S = 360.0  # stopped jobs: SageMaker uploads the model while Stopping
+ENDPOINT_WAIT_S = 120.0  # deleted endpoints: Deleting until they are gone
+POLL_S = 15.0
+# Job statuses after which SageMaker writes nothing more. Training: Completed | Failed | Stopped
+# (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeTrainingJob.html).
+FINAL = {"Completed", "Failed", "Stopped", "Deleting", "DeleteFailed"}
+MESSAGE_ITEMS = 8
+MESSAGE_ITEM_CHARS = 200
+
+
+class CleanupIncomplete(RuntimeError):
+    """Something the stack made is still there; CloudFormation shows this message."""
+
 
 @dataclass
 class Clients:
@@ -36,11 +70,28 @@ class Clients:
 
 
 @dataclass
+class Clock:
+    """Time as the waits see it: a deadline in now() units, and how to pause (fake in tests)."""
+
+    deadline: float
+    now: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+
+    @classmethod
+    def from_seconds_left(cls, seconds: float) -> Clock:
+        return cls(deadline=time.monotonic() + seconds - RESERVE_S)
+
+    def until(self, limit_s: float) -> float:
+        return min(self.now() + limit_s, self.deadline)
+
+
+@dataclass
 class Report:
     stopped: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     emptied: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    left: list[str] = field(default_factory=list)
 
     def as_data(self) -> dict[str, str]:
         return {
@@ -49,6 +100,19 @@ class Report:
             "ObjectsDeleted": str(sum(self.emptied.values())),
             "Errors": str(len(self.errors)),
         }
+
+    def failure(self) -> str | None:
+        """One message for CloudFormation's status reason (kept short: it is shown whole)."""
+        problems = self.left + self.errors
+        if not problems:
+            return None
+        shown = "; ".join(problem[:MESSAGE_ITEM_CHARS] for problem in problems[:MESSAGE_ITEMS])
+        more = len(problems) - MESSAGE_ITEMS
+        return (
+            f"cleanup incomplete: {shown}{f'; and {more} more' if more > 0 else ''}. Run the "
+            "destroy again in a few minutes, or delete these by hand (the cleanup function's "
+            "log lists everything it did)."
+        )
 
 
 def _is_gone(exc: ClientError) -> bool:
@@ -72,14 +136,56 @@ def _pages(client, operation: str, key: str, **kwargs) -> Iterator[dict]:
         kwargs["NextToken"] = token
 
 
-class Ownership:
-    """Decides whether a SageMaker resource belongs to this stack."""
+def physical_id(stack_name: str, created: datetime) -> str:
+    return f"cleanup-{stack_name}-{created.astimezone(UTC).strftime(PHYSICAL_ID_TIME)}"
 
-    def __init__(self, sagemaker, *, tag_key: str, stack_name: str, prefix: str, role_arn: str):
+
+def created_at(physical: str) -> datetime | None:
+    """When the cleanup resource was created, from its physical id (None if not recorded)."""
+    try:
+        stamp = datetime.strptime(physical.rsplit("-", 1)[-1], PHYSICAL_ID_TIME)
+    except ValueError:
+        return None
+    return stamp.replace(tzinfo=UTC)
+
+
+class Ownership:
+    """Finds the stack's SageMaker resources and decides whether one belongs to the stack."""
+
+    def __init__(
+        self,
+        sagemaker,
+        *,
+        tag_key: str,
+        stack_name: str,
+        prefix: str,
+        role_arn: str,
+        since: datetime | None = None,
+    ):
         self.sagemaker = sagemaker
         self.tag = {"Key": tag_key, "Value": stack_name}
         self.prefix = prefix
         self.role_arn = role_arn
+        self.since = since - CLOCK_SKEW if since else None
+
+    def candidates(self, operation: str, key: str, name_key: str) -> list[dict]:
+        """List items named with the prefix and created after the stack.
+
+        NameContains and CreationTimeAfter let SageMaker do the filtering; the same test is
+        repeated here because NameContains matches anywhere in the name.
+        """
+        kwargs: dict = {"NameContains": self.prefix} if self.prefix else {}
+        if self.since:
+            kwargs["CreationTimeAfter"] = self.since
+        found = []
+        for item in _pages(self.sagemaker, operation, key, **kwargs):
+            created = item.get("CreationTime")
+            if not item[name_key].startswith(self.prefix):
+                continue
+            if self.since and isinstance(created, datetime) and created < self.since:
+                continue
+            found.append(item)
+        return found
 
     def tagged(self, arn: str) -> bool:
         try:
@@ -90,9 +196,11 @@ class Ownership:
             raise
 
     def owns(self, arn: str, name: str, role_of: Callable[[], str | None] | None = None) -> bool:
+        if not name.startswith(self.prefix):
+            return False
         if self.tagged(arn):
             return True
-        if role_of is None or not self.prefix or not name.startswith(self.prefix):
+        if role_of is None:
             return False
         try:
             return bool(self.role_arn) and role_of() == self.role_arn
@@ -110,62 +218,112 @@ def _attempt(report: Report, what: str, call: Callable[[], object]) -> bool:
     except ClientError as exc:
         if _is_gone(exc):
             return True
-        report.errors.append(f"{what}: {exc}")
+        report.errors.append(f"could not {what}: {exc}")
         logger.warning("could not %s: %s", what, exc)
         return False
 
 
-def _stop_jobs(clients: Clients, owner: Ownership, report: Report) -> tuple[list, list]:
-    sm = clients.sagemaker
-    training: list[str] = []
-    for job in _pages(sm, "list_training_jobs", "TrainingJobSummaries"):
-        name = job["TrainingJobName"]
-        role = lambda n=name: sm.describe_training_job(TrainingJobName=n).get("RoleArn")  # noqa: E731
-        if not owner.owns(job["TrainingJobArn"], name, role):
-            continue
-        training.append(name)
-        if job["TrainingJobStatus"] == "InProgress" and _attempt(
-            report,
-            f"stop training job {name}",
-            lambda n=name: sm.stop_training_job(TrainingJobName=n),
-        ):
-            report.stopped.append(f"training-job/{name}")
+@dataclass(frozen=True)
+class Job:
+    """A job to watch until SageMaker writes nothing more for it."""
 
-    for job in _pages(sm, "list_hyper_parameter_tuning_jobs", "HyperParameterTuningJobSummaries"):
+    kind: str  # training-job | transform-job | hyper-parameter-tuning-job
+    name: str
+
+
+def _status(sm, job: Job) -> str | None:
+    """The job's status now; None when it is gone."""
+    try:
+        if job.kind == "training-job":
+            return sm.describe_training_job(TrainingJobName=job.name)["TrainingJobStatus"]
+        if job.kind == "transform-job":
+            return sm.describe_transform_job(TransformJobName=job.name)["TransformJobStatus"]
+        described = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=job.name)
+        return described["HyperParameterTuningJobStatus"]
+    except ClientError as exc:
+        if _is_gone(exc):
+            return None
+        raise
+
+
+def _stop(report: Report, job: Job, status: str, stop: Callable[[], object]) -> Job | None:
+    """Stop the job if it runs; return it if SageMaker may still write for it."""
+    if status == "InProgress" and _attempt(report, f"stop {job.kind} {job.name}", stop):
+        report.stopped.append(f"{job.kind}/{job.name}")
+    return job if status not in FINAL else None
+
+
+def _stop_jobs(clients: Clients, owner: Ownership, report: Report) -> tuple[list, list, list]:
+    """Stop the stack's running jobs; returns training and transform names, and jobs to watch.
+
+    Tuning jobs first: stopping one stops the training jobs it launched, and none start after.
+    """
+    sm = clients.sagemaker
+    watch: list[Job] = []
+    for job in owner.candidates(
+        "list_hyper_parameter_tuning_jobs",
+        "HyperParameterTuningJobSummaries",
+        "HyperParameterTuningJobName",
+    ):
         name = job["HyperParameterTuningJobName"]
 
         def role(n=name):
             described = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=n)
             return (described.get("TrainingJobDefinition") or {}).get("RoleArn")
 
-        if not owner.owns(job["HyperParameterTuningJobArn"], name, role):
-            continue
-        if job["HyperParameterTuningJobStatus"] == "InProgress" and _attempt(
-            report,
-            f"stop tuning job {name}",
-            lambda n=name: sm.stop_hyper_parameter_tuning_job(HyperParameterTuningJobName=n),
-        ):
-            report.stopped.append(f"hyper-parameter-tuning-job/{name}")
+        if owner.owns(job["HyperParameterTuningJobArn"], name, role):
+            stop = lambda n=name: sm.stop_hyper_parameter_tuning_job(  # noqa: E731
+                HyperParameterTuningJobName=n
+            )
+            kind = "hyper-parameter-tuning-job"
+            watch.append(_stop(report, Job(kind, name), job["HyperParameterTuningJobStatus"], stop))
+
+    training: list[str] = []
+    for job in owner.candidates("list_training_jobs", "TrainingJobSummaries", "TrainingJobName"):
+        name = job["TrainingJobName"]
+        role = lambda n=name: sm.describe_training_job(TrainingJobName=n).get("RoleArn")  # noqa: E731
+        if owner.owns(job["TrainingJobArn"], name, role):
+            training.append(name)
+            stop = lambda n=name: sm.stop_training_job(TrainingJobName=n)  # noqa: E731
+            watch.append(_stop(report, Job("training-job", name), job["TrainingJobStatus"], stop))
 
     transform: list[str] = []
-    for job in _pages(sm, "list_transform_jobs", "TransformJobSummaries"):
+    for job in owner.candidates("list_transform_jobs", "TransformJobSummaries", "TransformJobName"):
         name = job["TransformJobName"]
-        if not owner.owns(job["TransformJobArn"], name):
-            continue
-        transform.append(name)
-        if job["TransformJobStatus"] == "InProgress" and _attempt(
-            report,
-            f"stop transform job {name}",
-            lambda n=name: sm.stop_transform_job(TransformJobName=n),
-        ):
-            report.stopped.append(f"transform-job/{name}")
-    return training, transform
+        if owner.owns(job["TransformJobArn"], name):
+            transform.append(name)
+            stop = lambda n=name: sm.stop_transform_job(TransformJobName=n)  # noqa: E731
+            watch.append(_stop(report, Job("transform-job", name), job["TransformJobStatus"], stop))
+    return training, transform, [job for job in watch if job]
 
 
-def _delete_serving(clients: Clients, owner: Ownership, report: Report) -> list[str]:
+def _wait_for_jobs(sm, jobs: list[Job], clock: Clock, report: Report) -> None:
+    """Poll until every job is final or gone, or the wait is over; what is left is reported."""
+    pending = list(jobs)
+    give_up = clock.until(JOB_WAIT_S)
+    statuses: dict[Job, str] = {}
+    while pending:
+        for job in list(pending):
+            status = _status(sm, job)
+            if status is None or status in FINAL:
+                pending.remove(job)
+            else:
+                statuses[job] = status
+        if not pending or clock.now() + POLL_S > give_up:
+            break
+        logger.info("waiting for %d stopped job(s) to finish writing", len(pending))
+        clock.sleep(POLL_S)
+    for job in pending:
+        report.left.append(
+            f"{job.kind} {job.name} still {statuses[job]} (it may still write to the bucket)"
+        )
+
+
+def _delete_serving(clients: Clients, owner: Ownership, report: Report) -> tuple[list, list]:
+    """Delete the stack's endpoints, configs and models; returns (endpoints, configs+models)."""
     sm = clients.sagemaker
     endpoints: list[str] = []
-    for endpoint in list(_pages(sm, "list_endpoints", "Endpoints")):
+    for endpoint in owner.candidates("list_endpoints", "Endpoints", "EndpointName"):
         name = endpoint["EndpointName"]
         if owner.owns(endpoint["EndpointArn"], name):
             endpoints.append(name)
@@ -173,22 +331,64 @@ def _delete_serving(clients: Clients, owner: Ownership, report: Report) -> list[
                 report, f"delete endpoint {name}", lambda n=name: sm.delete_endpoint(EndpointName=n)
             ):
                 report.deleted.append(f"endpoint/{name}")
-    for config in list(_pages(sm, "list_endpoint_configs", "EndpointConfigs")):
+    others: list[tuple[str, str]] = []
+    for config in owner.candidates(
+        "list_endpoint_configs", "EndpointConfigs", "EndpointConfigName"
+    ):
         name = config["EndpointConfigName"]
-        if owner.owns(config["EndpointConfigArn"], name) and _attempt(
-            report,
-            f"delete endpoint config {name}",
-            lambda n=name: sm.delete_endpoint_config(EndpointConfigName=n),
-        ):
-            report.deleted.append(f"endpoint-config/{name}")
-    for model in list(_pages(sm, "list_models", "Models")):
+        if owner.owns(config["EndpointConfigArn"], name):
+            others.append(("endpoint-config", name))
+            if _attempt(
+                report,
+                f"delete endpoint config {name}",
+                lambda n=name: sm.delete_endpoint_config(EndpointConfigName=n),
+            ):
+                report.deleted.append(f"endpoint-config/{name}")
+    for model in owner.candidates("list_models", "Models", "ModelName"):
         name = model["ModelName"]
         role = lambda n=name: sm.describe_model(ModelName=n).get("ExecutionRoleArn")  # noqa: E731
-        if owner.owns(model["ModelArn"], name, role) and _attempt(
-            report, f"delete model {name}", lambda n=name: sm.delete_model(ModelName=n)
-        ):
-            report.deleted.append(f"model/{name}")
-    return endpoints
+        if owner.owns(model["ModelArn"], name, role):
+            others.append(("model", name))
+            if _attempt(
+                report, f"delete model {name}", lambda n=name: sm.delete_model(ModelName=n)
+            ):
+                report.deleted.append(f"model/{name}")
+    return endpoints, others
+
+
+def _still_there(sm, kind: str, name: str) -> str | None:
+    """The status of a resource that should be gone (None: it is gone)."""
+    try:
+        if kind == "endpoint":
+            return sm.describe_endpoint(EndpointName=name).get("EndpointStatus", "present")
+        if kind == "endpoint-config":
+            sm.describe_endpoint_config(EndpointConfigName=name)
+        else:
+            sm.describe_model(ModelName=name)
+        return "present"
+    except ClientError as exc:
+        if _is_gone(exc):
+            return None
+        raise
+
+
+def _verify_gone(sm, endpoints, others, clock: Clock, report: Report) -> None:
+    """An endpoint stays Deleting a while after DeleteEndpoint; wait for it, bounded."""
+    pending = [("endpoint", name) for name in endpoints] + list(others)
+    give_up = clock.until(ENDPOINT_WAIT_S)
+    statuses: dict[tuple[str, str], str] = {}
+    while pending:
+        for item in list(pending):
+            status = _still_there(sm, *item)
+            if status is None:
+                pending.remove(item)
+            else:
+                statuses[item] = status
+        if not pending or clock.now() + POLL_S > give_up:
+            break
+        clock.sleep(POLL_S)
+    for kind, name in pending:
+        report.left.append(f"{kind} {name} still there ({statuses[(kind, name)]})")
 
 
 def _delete_log_streams(logs, group: str, prefix: str, report: Report) -> None:
@@ -199,7 +399,7 @@ def _delete_log_streams(logs, group: str, prefix: str, report: Report) -> None:
         names = [s["logStreamName"] for page in pages for s in page.get("logStreams", [])]
     except ClientError as exc:
         if not _is_gone(exc):
-            report.errors.append(f"list log streams {group}/{prefix}: {exc}")
+            report.errors.append(f"could not list log streams {group}/{prefix}: {exc}")
         return
     for name in names:
         if _attempt(
@@ -255,6 +455,8 @@ def clean(
     name_prefix: str,
     notebook_role_arn: str,
     buckets: list[str],
+    clock: Clock,
+    since: datetime | None = None,
 ) -> Report:
     report = Report()
     owner = Ownership(
@@ -263,9 +465,12 @@ def clean(
         stack_name=stack_name,
         prefix=name_prefix,
         role_arn=notebook_role_arn,
+        since=since,
     )
-    training, transform = _stop_jobs(clients, owner, report)
-    endpoints = _delete_serving(clients, owner, report)
+    training, transform, stopping = _stop_jobs(clients, owner, report)
+    endpoints, others = _delete_serving(clients, owner, report)
+    _wait_for_jobs(clients.sagemaker, stopping, clock, report)
+    _verify_gone(clients.sagemaker, endpoints, others, clock, report)
     _delete_logs(clients, training, transform, endpoints, report)
     for bucket in buckets:
         # Not caught: a bucket that cannot be emptied cannot be deleted either; say so here.
@@ -273,11 +478,14 @@ def clean(
     return report
 
 
-def handle(event: dict, clients: Clients) -> dict:
+def handle(event: dict, clients: Clients, clock: Clock) -> dict:
     props = event.get("ResourceProperties", {})
-    physical_id = event.get("PhysicalResourceId") or f"cleanup-{props.get('StackName', '')}"
+    if event["RequestType"] == "Create":
+        # The creation time bounds what the delete looks at (see Ownership.candidates).
+        return {"PhysicalResourceId": physical_id(props.get("StackName", ""), datetime.now(UTC))}
+    physical = event["PhysicalResourceId"]
     if event["RequestType"] != "Delete":
-        return {"PhysicalResourceId": physical_id}
+        return {"PhysicalResourceId": physical}
     report = clean(
         clients,
         stack_name=props["StackName"],
@@ -285,6 +493,8 @@ def handle(event: dict, clients: Clients) -> dict:
         name_prefix=props.get("NamePrefix", ""),
         notebook_role_arn=props.get("NotebookRoleArn", ""),
         buckets=list(props.get("Buckets", [])),
+        clock=clock,
+        since=created_at(physical),
     )
     logger.info(
         "cleanup done",
@@ -293,9 +503,13 @@ def handle(event: dict, clients: Clients) -> dict:
             "deleted": report.deleted,
             "emptied": report.emptied,
             "errors": report.errors,
+            "left": report.left,
         },
     )
-    return {"PhysicalResourceId": physical_id, "Data": report.as_data()}
+    failure = report.failure()
+    if failure:
+        raise CleanupIncomplete(failure)
+    return {"PhysicalResourceId": physical, "Data": report.as_data()}
 
 
 def on_event(event, context):
@@ -304,4 +518,5 @@ def on_event(event, context):
         Clients(
             sagemaker=boto3.client("sagemaker"), logs=boto3.client("logs"), s3=boto3.client("s3")
         ),
+        Clock.from_seconds_left(context.get_remaining_time_in_millis() / 1000),
     )

@@ -2,8 +2,17 @@
 
 A plain AWS::GuardDuty::Detector fails when the account already has one (one detector per
 account and region), so the stack asks first. The physical resource id records whether this
-resource created the detector ("created:<id>") or found it ("existing:<id>"); delete removes
-the detector (and with it the sample findings) only in the first case.
+resource created the detector ("created:<id>") or found it ("existing:<id>").
+
+- A detector that exists but is suspended (GetDetector Status DISABLED) fails the create with
+  one line that says what to do. It is not resumed: another stack in the account, or the
+  organisation's GuardDuty administrator, may rely on it staying as it is, and a destroy could
+  not know whether suspending it again is right.
+- Sample findings go only into a detector this resource created (SampleFindings "true"), unless
+  the facilitator forces them into an existing one ("force"): in an organisation that runs
+  GuardDuty centrally they reach the administrator account, Security Hub and EventBridge.
+- Delete removes the detector (and with it the sample findings) only if the physical id says
+  this resource created it AND the detector still carries this stack's tag.
 """
 
 from __future__ import annotations
@@ -18,6 +27,12 @@ logger.setLevel(logging.INFO)
 
 CREATED = "created"
 EXISTING = "existing"
+# SampleFindings property values (the `sample_findings` context of stacks/app.py).
+NEVER, IF_CREATED, FORCE = "false", "true", "force"
+
+
+class SuspendedDetectorError(RuntimeError):
+    """The region's detector exists but is suspended; the stack does not resume it."""
 
 
 def _detector_ids(guardduty) -> list[str]:
@@ -32,8 +47,14 @@ def _parse_physical_id(physical_id: str) -> tuple[str, str]:
     return origin, detector_id
 
 
-def _wants_sample_findings(properties: dict) -> bool:
-    return str(properties.get("SampleFindings", "false")).lower() == "true"
+def _sample_mode(properties: dict) -> str:
+    value = str(properties.get("SampleFindings", NEVER)).lower()
+    return value if value in (NEVER, IF_CREATED, FORCE) else NEVER
+
+
+def _wants_sample_findings(properties: dict, origin: str) -> bool:
+    mode = _sample_mode(properties)
+    return mode == FORCE or (mode == IF_CREATED and origin == CREATED)
 
 
 def _response(origin: str, detector_id: str) -> dict:
@@ -54,10 +75,25 @@ def _sample_findings(guardduty, detector_id: str) -> None:
         logger.warning("could not generate sample findings in %s: %s", detector_id, exc)
 
 
+def _refuse_if_suspended(guardduty, detector_id: str) -> None:
+    # ListDetectors lists suspended detectors too; only GetDetector's Status tells them apart.
+    # https://docs.aws.amazon.com/guardduty/latest/APIReference/API_GetDetector.html
+    status = guardduty.get_detector(DetectorId=detector_id).get("Status")
+    if status != "ENABLED":
+        region = guardduty.meta.region_name
+        raise SuspendedDetectorError(
+            f"GuardDuty detector {detector_id} in {region} is suspended (status {status}); "
+            "the workshop needs it enabled. Resume it (aws guardduty update-detector "
+            f"--detector-id {detector_id} --enable --region {region}; in an organisation, "
+            "the GuardDuty administrator account does this) and deploy again."
+        )
+
+
 def _create(guardduty, properties: dict) -> dict:
     existing = _detector_ids(guardduty)
     if existing:
         origin, detector_id = EXISTING, existing[0]
+        _refuse_if_suspended(guardduty, detector_id)
         logger.info("using existing detector %s", detector_id)
     else:
         tags = properties.get("Tags") or {}
@@ -67,8 +103,10 @@ def _create(guardduty, properties: dict) -> dict:
         detector_id = guardduty.create_detector(**kwargs)["DetectorId"]
         origin = CREATED
         logger.info("created detector %s", detector_id)
-    if _wants_sample_findings(properties):
+    if _wants_sample_findings(properties, origin):
         _sample_findings(guardduty, detector_id)
+    elif _sample_mode(properties) == IF_CREATED:
+        logger.info("no sample findings: detector %s was there before the stack", detector_id)
     return _response(origin, detector_id)
 
 
@@ -76,9 +114,15 @@ def _update(guardduty, event: dict) -> dict:
     origin, detector_id = _parse_physical_id(event["PhysicalResourceId"])
     properties = event.get("ResourceProperties", {})
     old = event.get("OldResourceProperties", {})
-    if _wants_sample_findings(properties) and not _wants_sample_findings(old):
+    if _wants_sample_findings(properties, origin) and not _wants_sample_findings(old, origin):
         _sample_findings(guardduty, detector_id)
     return _response(origin, detector_id)
+
+
+def _carries_stack_tags(guardduty, detector_id: str, wanted: dict) -> bool:
+    """Whether the detector carries every tag the stack gave it (none given: never)."""
+    tags = guardduty.get_detector(DetectorId=detector_id).get("Tags") or {}
+    return bool(wanted) and all(tags.get(key) == value for key, value in wanted.items())
 
 
 def _delete(guardduty, event: dict) -> dict:
@@ -87,9 +131,18 @@ def _delete(guardduty, event: dict) -> dict:
     if origin != CREATED or not detector_id:
         logger.info("leaving detector %s in place: the stack did not create it", detector_id)
         return {"PhysicalResourceId": physical_id}
-    if detector_id in _detector_ids(guardduty):
-        guardduty.delete_detector(DetectorId=detector_id)
-        logger.info("deleted detector %s", detector_id)
+    if detector_id not in _detector_ids(guardduty):
+        return {"PhysicalResourceId": physical_id}
+    wanted = event.get("ResourceProperties", {}).get("Tags") or {}
+    if not _carries_stack_tags(guardduty, detector_id, wanted):
+        logger.warning(
+            "leaving detector %s in place: it does not carry this stack's tags %s",
+            detector_id,
+            wanted,
+        )
+        return {"PhysicalResourceId": physical_id}
+    guardduty.delete_detector(DetectorId=detector_id)
+    logger.info("deleted detector %s", detector_id)
     return {"PhysicalResourceId": physical_id}
 
 
