@@ -6,20 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from aws_cdk.assertions import Template
 
-from stacks.app import DEFAULT_STACK_NAME, build_app
 from tests.attendee_steps import GUIDE_STEPS, UNSCOPED, needed_actions
-from tests.stack_support import as_list, dumps, logical_id, resources
+from tests.stack_support import as_list, dumps, fleet_workshop, logical_id, resources
 
 GUIDE = Path(__file__).resolve().parents[1] / "docs" / "workshop.md"
 
 
 @pytest.fixture(scope="module")
 def fleet():
-    app = build_app({"fleet": "true"})
-    stack = app.node.find_child(DEFAULT_STACK_NAME)
-    return stack, Template.from_stack(stack)
+    return fleet_workshop()
 
 
 @pytest.fixture(scope="module")
