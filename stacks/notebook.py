@@ -312,11 +312,13 @@ class Notebook(Construct):
         https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonsagemaker.html
         Creates must carry the stack tag (aws:RequestTag); changes, invocations and deletes
         need it on the resource (aws:ResourceTag); training and hosting are limited to a few
-        instance types (sagemaker:InstanceTypes, on CreateTrainingJob and
-        CreateEndpointConfig). Describe and ListTags are limited by name only: after a delete,
-        SageMaker answers a tag-conditioned Describe with AccessDenied instead of "not found",
-        and the SDK's waiters (sagemaker.core.resources ... wait_for_delete) only treat
-        ValidationException / ResourceNotFound as gone.
+        instance types (sagemaker:InstanceTypes, a list: ForAllValues plus Null, as in
+        https://docs.aws.amazon.com/sagemaker/latest/dg/security_iam_id-based-policy-examples.html
+        "Enforce a Specific Instance Type for Training Jobs").
+
+        Describe and ListTags are limited by name only: a resource that is gone has no tag to
+        match, so a tag-conditioned Describe could answer AccessDenied where the SDK's waiters
+        (sagemaker.core.resources, wait_for_delete) need ValidationException to see it gone.
 
         No iam:GetRole or iam:SimulatePrincipalPolicy: the SageMaker Python SDK v3 uses them
         only to validate a role it is given (sagemaker/core/helper/iam_role_resolver.py), and
@@ -370,7 +372,8 @@ class Notebook(Construct):
             ),
             iam.PolicyStatement(
                 sid="TagOnCreate",
-                # SageMaker authorizes the Tags of a Create* call as AddTags too.
+                # SageMaker authorizes the Tags of a Create* call as AddTags too (since 2022;
+                # e.g. https://github.com/aws/aws-cdk/issues/32294 for CreateTrainingJob).
                 actions=["sagemaker:AddTags"],
                 resources=[arn(t) for t in SAGEMAKER_RESOURCE_TYPES],
                 conditions={"StringEquals": stack_tag_requested},
