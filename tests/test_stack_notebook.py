@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import base64
+import re
+from pathlib import Path
 
 import pytest
 
 from stacks.notebook import (
     LIFECYCLE_SCRIPT_LIMIT,
+    ipinsights_registries,
     on_start_values,
     render_lifecycle_script,
 )
@@ -235,3 +238,15 @@ def test_rendering_refuses_a_missing_or_unknown_marker():
         )
     with pytest.raises(ValueError, match="unreplaced"):
         render_lifecycle_script("on_start.sh", {"IDLE_MINUTES": "1"})
+
+
+def test_notebook_pulls_the_image_the_role_may_pull():
+    """The role's ECR mapping comes from the SDK's table; the notebook's image must agree."""
+    source = (
+        Path(__file__).resolve().parents[1] / "notebooks" / "ip_insights_workshop.py"
+    ).read_text()
+    in_notebook = dict(re.findall(r'"([a-z]{2}(?:-gov)?-[a-z]+-\d)": "(\d{12})"', source))
+    if not in_notebook:  # no table of its own: it asks the SDK (image_uris.retrieve)
+        assert "image_uris" in source
+    registries = ipinsights_registries()
+    assert in_notebook.items() <= registries.items()
