@@ -17,13 +17,20 @@ CHECKOV_VENV := .venv-checkov
 STAMP_CHECKOV := $(CHECKOV_VENV)/.installed
 STAMP_NODE := node_modules/.installed
 CDK := npx --no-install cdk
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
+# Context switches synthesized beside the default app, each `-c <name>=true` into cdk.out.<name>/,
+# and scanned by checkov. An optional construct adds its switch here (e.g. athena detection).
+SYNTH_VARIANTS := fleet
+# Every template checkov scans (globs, expanded when the recipe runs).
+CHECKOV_TEMPLATES = cdk.out/*.template.json $(foreach v,$(SYNTH_VARIANTS),cdk.out.$(v)/*.template.json)
 
-.PHONY: help install lock demo test lint unit synth nag-lint clean
+.PHONY: help install lock demo test lint unit synth synth-variants nag-lint checkov clean
 
 help:
 	@echo "make demo    run the whole workshop offline (installs first if needed)"
 	@echo "make test    lint, unit + integration tests, cdk synth with cdk-nag, cfn-lint"
 	@echo "make synth   synthesize the CloudFormation template into cdk.out/"
+	@echo "make checkov scan every synthesized template (default app and variants) with checkov"
 	@echo "make install create .venv, .venv-checkov and node_modules from the locks"
 	@echo "make lock    recompile the locks (requirements*.txt) from requirements*.in"
 
@@ -56,7 +63,7 @@ $(STAMP_NODE): package.json package-lock.json
 demo: install
 	$(PY) -m secml demo
 
-test: install lint unit synth nag-lint
+test: install lint unit synth nag-lint checkov
 
 lint:
 	$(VENV)/bin/ruff check .
@@ -72,5 +79,16 @@ synth: install
 nag-lint:
 	$(VENV)/bin/cfn-lint cdk.out/*.template.json
 
+# cdk-nag runs in each of these synths too.
+synth-variants: install
+	for variant in $(SYNTH_VARIANTS); do \
+		$(CDK) synth --quiet -c "$$variant=true" --output "cdk.out.$$variant"; \
+	done
+
+# checkov, the second scanner: zero failures; skipped checks and their reasons in .checkov.yaml.
+checkov: synth synth-variants
+	files=(); for template in $(CHECKOV_TEMPLATES); do files+=(--file "$$template"); done; \
+	$(CHECKOV) --config-file .checkov.yaml "$${files[@]}"
+
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) node_modules cdk.out demo-output
+	rm -rf $(VENV) $(CHECKOV_VENV) node_modules cdk.out cdk.out.* demo-output

@@ -10,7 +10,8 @@ from constructs import Construct
 from lambda_src.staging import stage_function
 from stacks.data import CLOUDTRAIL_PREFIX, GUARDDUTY_PREFIX, INFER_PREFIX, TRAIN_PREFIX
 from stacks.functions import ASSET_EXCLUDE, python_function
-from stacks.nag import acknowledge, acknowledge_s3_grant_actions, arn_ref
+from stacks.nag import acknowledge, arn_ref
+from stacks.s3_access import read_prefix, write_keys
 
 CLOUDTRAIL_OUTPUT_KEY = f"{TRAIN_PREFIX}cloudtrail_tuples.csv"
 GUARDDUTY_OUTPUT_KEY = f"{INFER_PREFIX}guardduty_tuples.csv"
@@ -98,11 +99,11 @@ class Ingest(Construct):
             memory_size=INGEST_MEMORY_MB,
             timeout=INGEST_TIMEOUT,
         )
-        data_bucket.grant_read(fn, f"{input_prefix}*")
-        tuples_bucket.grant_put(fn, output_key)
-        acknowledge_s3_grant_actions(
-            fn.role, "s3:GetObject*", "s3:GetBucket*", "s3:List*", "s3:Abort*"
-        )
+        for statement in [
+            *read_prefix(data_bucket, input_prefix),
+            write_keys(tuples_bucket, output_key),
+        ]:
+            fn.add_to_role_policy(statement)
         acknowledge(
             fn.role,
             f"AwsSolutions-IAM5[Resource::{arn_ref(data_bucket)}/{input_prefix}*]",

@@ -23,44 +23,46 @@ from constructs import Construct
 
 PARTICIPANT_ROLE_PARAMETER = "ParticipantRoleName"
 
+# What the attendee guide (docs/workshop.md) has them do in each console; the step-by-step table
+# that derives these lists is tests/attendee_steps.py.
 GUARDDUTY_READ = [
     "guardduty:ListDetectors",
     "guardduty:GetDetector",
+    "guardduty:GetAdministratorAccount",
+    "guardduty:GetRemainingFreeTrialDays",
     "guardduty:ListFindings",
     "guardduty:GetFindings",
     "guardduty:GetFindingsStatistics",
     "guardduty:ListFilters",
-    "guardduty:GetAdministratorAccount",
-    "guardduty:ListMembers",
-    "guardduty:GetRemainingFreeTrialDays",
-    "guardduty:GetUsageStatistics",
-    "guardduty:ListPublishingDestinations",
-    "guardduty:CreateSampleFindings",
 ]
 LAMBDA_ON_FUNCTION = [
     "lambda:GetFunction",
     "lambda:GetFunctionConfiguration",
-    "lambda:UpdateFunctionCode",
-    "lambda:UpdateFunctionConfiguration",
-    "lambda:InvokeFunction",
     "lambda:ListVersionsByFunction",
     "lambda:ListAliases",
     "lambda:GetPolicy",
     "lambda:ListTags",
+    "lambda:InvokeFunction",
+    "lambda:UpdateFunctionCode",
 ]
-S3_READ = ["s3:GetObject", "s3:ListBucket", "s3:GetBucketLocation"]
-LOGS_READ = [
-    "logs:DescribeLogStreams",
-    "logs:GetLogEvents",
-    "logs:FilterLogEvents",
-    "logs:StartQuery",
+S3_ON_BUCKET = ["s3:ListBucket", "s3:GetBucketLocation"]
+S3_ON_OBJECTS = ["s3:GetObject"]
+NOTEBOOK_ON_INSTANCE = [
+    "sagemaker:CreatePresignedNotebookInstanceUrl",
+    "sagemaker:DescribeNotebookInstance",
+    # The instances stop themselves after an idle hour, often before the workshop starts.
+    "sagemaker:StartNotebookInstance",
 ]
+LOGS_ON_GROUP = ["logs:DescribeLogStreams", "logs:GetLogEvents", "logs:FilterLogEvents"]
+# The stack's outputs (names of everything the guide sends attendees to).
+STACK_OUTPUTS = ["cloudformation:DescribeStacks"]
+# The consoles' lists: these calls take no resource ARN.
 CONSOLE_LISTING = [
+    "cloudformation:ListStacks",
     "lambda:ListFunctions",
     "s3:ListAllMyBuckets",
     "sagemaker:ListNotebookInstances",
     "logs:DescribeLogGroups",
-    "logs:GetQueryResults",
 ]
 
 
@@ -97,6 +99,9 @@ class Participant(Construct):
         statements = [
             iam.PolicyStatement(sid="GuardDutyExercise", actions=GUARDDUTY_READ, resources=["*"]),
             iam.PolicyStatement(sid="ConsoleListing", actions=CONSOLE_LISTING, resources=["*"]),
+            iam.PolicyStatement(
+                sid="StackOutputs", actions=STACK_OUTPUTS, resources=[cdk.Aws.STACK_ID]
+            ),
         ]
         if ingest_functions:
             statements.append(
@@ -110,19 +115,22 @@ class Participant(Construct):
             statements.append(
                 iam.PolicyStatement(
                     sid="WorkshopBuckets",
-                    actions=S3_READ,
-                    resources=[b.bucket_arn for b in buckets]
-                    + [b.arn_for_objects("*") for b in buckets],
+                    actions=S3_ON_BUCKET,
+                    resources=[b.bucket_arn for b in buckets],
+                )
+            )
+            statements.append(
+                iam.PolicyStatement(
+                    sid="WorkshopObjects",
+                    actions=S3_ON_OBJECTS,
+                    resources=[b.arn_for_objects("*") for b in buckets],
                 )
             )
         if notebook_instance_arn:
             statements.append(
                 iam.PolicyStatement(
                     sid="OpenNotebook",
-                    actions=[
-                        "sagemaker:CreatePresignedNotebookInstanceUrl",
-                        "sagemaker:DescribeNotebookInstance",
-                    ],
+                    actions=NOTEBOOK_ON_INSTANCE,
                     resources=[notebook_instance_arn],
                 )
             )
@@ -130,7 +138,7 @@ class Participant(Construct):
             statements.append(
                 iam.PolicyStatement(
                     sid="FunctionLogs",
-                    actions=LOGS_READ,
+                    actions=LOGS_ON_GROUP,
                     resources=[lg.log_group_arn for lg in log_groups],
                 )
             )
@@ -153,8 +161,9 @@ class Participant(Construct):
         acks = [
             cdk.Acknowledgment(
                 id="AwsSolutions-IAM5[Resource::*]",
-                reason="GuardDuty finding reads and the consoles' List/Describe calls take no "
-                "resource ARN; the detector is account-wide and may predate this stack.",
+                reason="The consoles' list calls (stacks, functions, buckets, notebook "
+                "instances, log groups) take no resource ARN; GuardDuty finding reads are "
+                "account-wide and the detector may predate this stack.",
             )
         ]
         for bucket in buckets:

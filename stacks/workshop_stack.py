@@ -48,6 +48,7 @@ class WorkshopStack(cdk.Stack):
             "Notebook",
             data_bucket=self.data.data_bucket,
             tuples_bucket=self.data.tuples_bucket,
+            tag_key=STACK_TAG,
             instance_type=notebook_instance_type,
             idle_minutes=notebook_idle_minutes,
         )

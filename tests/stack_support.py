@@ -21,6 +21,14 @@ def workshop() -> tuple[cdk.Stack, Template]:
     return stack, Template.from_stack(stack)
 
 
+@functools.cache
+def fleet_workshop() -> tuple[cdk.Stack, Template]:
+    """The fleet / Workshop Studio variant (-c fleet=true): asset parameters, participant."""
+    app = build_app({"fleet": "true"})
+    stack = app.node.find_child(DEFAULT_STACK_NAME)
+    return stack, Template.from_stack(stack)
+
+
 def newest_python_runtime_name() -> str:
     versions = [
         int(m.group(1))

@@ -155,3 +155,53 @@ def test_workshop_package_carries_every_asset_and_wires_the_participant(workshop
     sids = {s["Sid"] for s in policy["Properties"]["PolicyDocument"]["Statement"]}
     assert {"IngestFunctions", "WorkshopBuckets", "OpenNotebook", "FunctionLogs"} <= sids
     assert any("notebook" in k.lower() and k.endswith("Url") for k in template["Outputs"])
+
+
+GOOD_PREFIXES = ["", "assets/", "secml/v1.2/", "event_2026-12/assets/"]
+BAD_PREFIXES = [
+    "assets",  # no trailing slash: the keys would run into the file names
+    "/assets/",
+    "a//b/",
+    "it's/",
+    'say"hi"/',
+    "$(reboot)/",
+    "`id`/",
+    "a b/",
+    "a;b/",
+    "a\\b/",
+    "x&y/",
+    "new\nline/",
+]
+
+
+@pytest.mark.parametrize("prefix", GOOD_PREFIXES + BAD_PREFIXES)
+def test_assets_prefix_pattern_refuses_what_is_unsafe_in_the_on_create_script(
+    prefix, workshop_package
+):
+    """The prefix is part of the notebook's object key, quoted inside the on-create script.
+
+    CloudFormation matches AllowedPattern against the whole value (Java regex; this pattern
+    means the same in Python's re)."""
+    _, _, template = workshop_package
+    pattern = template["Parameters"]["AssetsBucketPrefix"]["AllowedPattern"]
+    assert bool(re.fullmatch(pattern, prefix)) is (prefix in GOOD_PREFIXES)
+
+
+def test_asset_readers_read_only_the_templates_own_prefix(workshop_package):
+    _, _, template = workshop_package
+    on_assets = [
+        statement
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::IAM::Policy"
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"]
+        if "AssetsBucketName" in json.dumps(statement)
+    ]
+    assert on_assets
+    for statement in on_assets:
+        text = json.dumps(statement["Resource"])
+        assert "AssetsBucketPrefix" in text, statement  # never the whole bucket
+        assert statement["Action"] == "s3:GetObject", statement
+    prefix_wide = [s for s in on_assets if json.dumps(s["Resource"]).endswith('"*"]]}')]
+    assert [s["Resource"]["Fn::Join"][1][3:] for s in prefix_wide] == [
+        [{"Ref": "AssetsBucketName"}, "/", {"Ref": "AssetsBucketPrefix"}, "*"]
+    ]

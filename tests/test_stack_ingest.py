@@ -106,17 +106,24 @@ def test_function_may_read_only_its_input_prefix(synthesized, which):
     stack, template, _, resource = _function(synthesized, which)
     prefix, _, other_prefix = CASES[which]
     data_id = logical_id(stack, stack.data.data_bucket)
-    reads = [
-        s
-        for s in _s3_statements(template, resource)
-        if "s3:GetObject*" in as_list(s["Action"]) or "s3:GetObject" in as_list(s["Action"])
-    ]
-    assert reads
-    object_resources = [r for s in reads for r in as_list(s["Resource"]) if "Fn::Join" in dumps(r)]
-    assert object_resources == [
+    statements = _s3_statements(template, resource)
+    reads = [s for s in statements if as_list(s["Action"]) == ["s3:GetObject"]]
+    assert [s["Resource"] for s in reads] == [
         {"Fn::Join": ["", [{"Fn::GetAtt": [data_id, "Arn"]}, f"/{prefix}*"]]}
     ]
-    assert other_prefix not in dumps(_s3_statements(template, resource))
+    (listing,) = [s for s in statements if "s3:ListBucket" in as_list(s["Action"])]
+    assert as_list(listing["Action"]) == ["s3:ListBucket"]
+    assert listing["Resource"] == {"Fn::GetAtt": [data_id, "Arn"]}
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": [f"{prefix}*"]}}
+    assert other_prefix not in dumps(statements)
+
+
+@pytest.mark.parametrize("which", CASES)
+def test_function_s3_actions_are_exact_not_the_grant_helpers_groups(synthesized, which):
+    """Bucket.grant_read writes s3:GetObject* / s3:List* / s3:GetBucket*; we write the actions."""
+    _, template, _, resource = _function(synthesized, which)
+    actions = {a for s in _s3_statements(template, resource) for a in as_list(s["Action"])}
+    assert actions == {"s3:GetObject", "s3:ListBucket", "s3:PutObject", "s3:AbortMultipartUpload"}
 
 
 def test_function_code_is_the_one_hook_for_exercise_or_solution_code():

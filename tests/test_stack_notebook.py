@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import base64
+import re
+from pathlib import Path
 
 import pytest
 
 from stacks.notebook import (
     LIFECYCLE_SCRIPT_LIMIT,
+    ipinsights_registries,
     on_start_values,
     render_lifecycle_script,
 )
@@ -70,25 +73,126 @@ def test_role_can_train_deploy_invoke_and_delete_ip_insights(role_statements):
     assert not any(a.startswith("sagemaker:") and "*" in a for a in actions)
 
 
-def test_role_reads_the_data_bucket_and_reads_and_writes_the_tuples_bucket(
+def _s3(role_statements) -> list[dict]:
+    return [s for s in role_statements if any(a.startswith("s3:") for a in as_list(s["Action"]))]
+
+
+def _joined(bucket_id: str, key: str) -> dict:
+    return {"Fn::Join": ["", [{"Fn::GetAtt": [bucket_id, "Arn"]}, f"/{key}"]]}
+
+
+def test_role_reads_the_data_it_needs_and_writes_only_under_ipinsights(
     role_statements, synthesized
 ):
     stack, _ = synthesized
     data = logical_id(stack, stack.data.data_bucket)
     tuples = logical_id(stack, stack.data.tuples_bucket)
-    writes_to = dumps(
-        [
-            s["Resource"]
-            for s in role_statements
-            if any(a.startswith(("s3:Put", "s3:DeleteObject")) for a in as_list(s["Action"]))
-        ]
-    )
-    assert tuples in writes_to
-    assert data not in writes_to
-    reads_from = dumps(
-        [s["Resource"] for s in role_statements if "s3:GetObject*" in as_list(s["Action"])]
-    )
-    assert data in reads_from and tuples in reads_from
+    statements = _s3(role_statements)
+    writes = [s for s in statements if "s3:PutObject" in as_list(s["Action"])]
+    assert [as_list(s["Resource"]) for s in writes] == [[_joined(tuples, "ipinsights/*")]]
+    assert not any(a.startswith("s3:Delete") for s in statements for a in as_list(s["Action"]))
+    reads = [r for s in statements if s["Action"] == "s3:GetObject" for r in as_list(s["Resource"])]
+    for needed in [
+        _joined(data, "truth.csv"),
+        _joined(data, "guardduty/*"),
+        _joined(tuples, "train/cloudtrail_tuples.csv"),
+        _joined(tuples, "infer/guardduty_tuples.csv"),
+        _joined(tuples, "ipinsights/*"),
+    ]:
+        assert needed in reads
+    assert _joined(data, "*") not in reads and _joined(tuples, "*") not in reads
+    (data_listing,) = [
+        s for s in statements if s["Action"] == "s3:ListBucket" and data in dumps(s["Resource"])
+    ]
+    assert data_listing["Condition"] == {"StringLike": {"s3:prefix": ["guardduty/*"]}}
+
+
+def test_role_s3_actions_are_exact_not_the_grant_helpers_groups(role_statements):
+    actions = {a for s in _s3(role_statements) for a in as_list(s["Action"])}
+    assert actions == {"s3:GetObject", "s3:ListBucket", "s3:PutObject", "s3:AbortMultipartUpload"}
+
+
+def _sagemaker(role_statements) -> list[dict]:
+    return [
+        s
+        for s in role_statements
+        if any(a.startswith("sagemaker:") for a in as_list(s["Action"]))
+        and "NotebookInstance" not in dumps(s["Action"])
+    ]
+
+
+def test_role_touches_only_secml_named_sagemaker_resources(role_statements):
+    statements = _sagemaker(role_statements)
+    assert statements
+    for statement in statements:
+        for resource in as_list(statement["Resource"]):
+            assert dumps(resource).endswith('/secml-*"]]}'), statement
+
+
+def test_creates_need_the_stack_tag_and_writes_need_it_on_the_resource(role_statements):
+    requested = {"aws:RequestTag/secml:stack": "SecmlWorkshop"}
+    present = {"aws:ResourceTag/secml:stack": "SecmlWorkshop"}
+    for statement in _sagemaker(role_statements):
+        actions = as_list(statement["Action"])
+        if any(a.split(":")[1].startswith(("Create", "AddTags")) for a in actions):
+            assert statement["Condition"]["StringEquals"] == requested, statement
+        elif any(
+            a.split(":")[1].startswith(("Delete", "Stop", "Update", "Invoke")) for a in actions
+        ):
+            assert statement["Condition"]["StringEquals"] == present, statement
+        else:  # reads by name only: a deleted resource must read as "not found"
+            assert all(a.split(":")[1].startswith(("Describe", "List")) for a in actions)
+            assert "Condition" not in statement
+
+
+def test_training_and_hosting_are_limited_to_a_few_instance_types(role_statements):
+    conditioned = {
+        action: s["Condition"]
+        for s in _sagemaker(role_statements)
+        for action in as_list(s["Action"])
+        if action in ("sagemaker:CreateTrainingJob", "sagemaker:CreateEndpointConfig")
+    }
+    assert set(conditioned) == {"sagemaker:CreateTrainingJob", "sagemaker:CreateEndpointConfig"}
+    for condition in conditioned.values():
+        types = condition["ForAllValues:StringEquals"]["sagemaker:InstanceTypes"]
+        assert "ml.m5.large" in types and not any("*" in t for t in types)
+        assert not any(t.startswith(("ml.p", "ml.g")) for t in types)  # no GPU bills
+        assert condition["Null"] == {"sagemaker:InstanceTypes": "false"}
+
+
+def test_role_pulls_only_the_ip_insights_image_of_its_region(role_statements, synthesized):
+    _, template = synthesized
+    (pull,) = [s for s in role_statements if "ecr:BatchGetImage" in as_list(s["Action"])]
+    resource = dumps(pull["Resource"])
+    assert resource.endswith(':repository/ipinsights"]]}')
+    assert '"*"' not in resource and ":*:" not in resource
+    (mapping,) = [m for m in template.to_json()["Mappings"].values() if "us-east-1" in m]
+    assert mapping["us-east-1"] == {"account": "382416733822"}  # the SDK's image_uris table
+    assert mapping["eu-west-1"] == {"account": "438346466558"}
+
+
+def test_role_has_no_iam_action_but_passing_itself(role_statements):
+    """iam:SimulatePrincipalPolicy would make the SageMaker SDK v3 reject this role (its
+    validation simulates VPC actions on "*"); iam:GetRole is not needed either."""
+    iam_actions = {a for s in role_statements for a in as_list(s["Action"]) if a.startswith("iam:")}
+    assert iam_actions == {"iam:PassRole"}
+
+
+def test_role_logs_only_to_its_training_streams_and_endpoint_groups(role_statements):
+    logs = [s for s in role_statements if any(a.startswith("logs:") for a in as_list(s["Action"]))]
+    resources = dumps([s["Resource"] for s in logs])
+    assert "/aws/sagemaker/*" not in resources
+    assert "log-group:/aws/sagemaker/TrainingJobs:log-stream:secml-*" in resources
+    assert "log-group:/aws/sagemaker/Endpoints/secml-*" in resources
+    assert not any("logs:Delete" in a for s in logs for a in as_list(s["Action"]))
+
+
+def test_instance_allows_imdsv2_only(synthesized):
+    _, template = synthesized
+    (instance,) = resources(template, "AWS::SageMaker::NotebookInstance").values()
+    assert instance["Properties"]["InstanceMetadataServiceConfiguration"] == {
+        "MinimumInstanceMetadataServiceVersion": "2"
+    }
 
 
 def test_lifecycle_scripts_carry_the_stack_values(synthesized):
@@ -134,3 +238,15 @@ def test_rendering_refuses_a_missing_or_unknown_marker():
         )
     with pytest.raises(ValueError, match="unreplaced"):
         render_lifecycle_script("on_start.sh", {"IDLE_MINUTES": "1"})
+
+
+def test_notebook_pulls_the_image_the_role_may_pull():
+    """The role's ECR mapping comes from the SDK's table; the notebook's image must agree."""
+    source = (
+        Path(__file__).resolve().parents[1] / "notebooks" / "ip_insights_workshop.py"
+    ).read_text()
+    in_notebook = dict(re.findall(r'"([a-z]{2}(?:-gov)?-[a-z]+-\d)": "(\d{12})"', source))
+    if not in_notebook:  # no table of its own: it asks the SDK (image_uris.retrieve)
+        assert "image_uris" in source
+    registries = ipinsights_registries()
+    assert in_notebook.items() <= registries.items()

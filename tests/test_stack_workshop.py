@@ -100,3 +100,26 @@ def test_an_unacknowledged_cdk_nag_finding_fails_synthesis(tmp_path):
     s3.Bucket(stack, "NotAcknowledged")  # no TLS-only policy, no access logs
     with pytest.raises(RuntimeError, match="ValidationFailed"):
         app.synth()
+
+
+def acknowledgments(stack) -> list[tuple[str, str]]:
+    """(construct path, finding id) of every cdk-nag acknowledgment in the stack."""
+    found = []
+    for construct in stack.node.find_all():
+        for entry in construct.node.metadata:
+            if entry.type == "aws:cdk:acknowledged-rules":
+                for key in entry.data:
+                    found.append((construct.node.path, key.removeprefix("Annotation::")))
+    return found
+
+
+def test_only_aws_cdk_lib_written_policies_acknowledge_s3_action_groups(synthesized):
+    """Our own roles state exact S3 actions; the groups (s3:GetObject*, s3:List*, ...) come
+    only from BucketDeployment, whose policy aws-cdk-lib writes."""
+    stack, _ = synthesized
+    acks = acknowledgments(stack)
+    assert acks
+    for path, finding in acks:
+        if "[Action::s3:" in finding:
+            assert path.endswith("/Data/DatasetDeploymentRole"), (path, finding)
+        assert ":ecr:" not in finding, (path, finding)  # the image's account is mapped exactly
