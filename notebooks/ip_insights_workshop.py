@@ -41,7 +41,6 @@
 
 # %%
 import matplotlib.pyplot as plt
-import numpy as np
 import workshop_helpers as wh
 
 CONFIG, CONFIG_PATH = wh.load_config()

@@ -490,8 +490,8 @@ class SageMakerIPInsights:
     def train(self, training: pd.DataFrame, hyperparameters: dict) -> str:
         """Upload the IPv4 training tuples, run a training job, return the model's S3 URI."""
         from sagemaker.core.s3 import S3Uploader
-        from sagemaker.train import ModelTrainer
         from sagemaker.core.training.configs import Compute, InputData, OutputDataConfig
+        from sagemaker.train import ModelTrainer
 
         train_ipv4 = ipv4_only(training)
         print(f"IPv6 tuples left out for the built-in: {len(training) - len(train_ipv4):,}")

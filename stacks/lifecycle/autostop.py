@@ -1,8 +1,8 @@
 """Stops this SageMaker notebook instance after a stretch without Jupyter activity.
 
-Installed by the on-start lifecycle script, run every five minutes by a systemd timer (or cron). Idle means: no
-kernel is busy, and the latest activity of any kernel or terminal (or, when there is none, the
-moment this script first saw none) lies more than --idle-minutes in the past.
+Installed by the on-start lifecycle script, run every five minutes by a systemd timer (or cron).
+Idle means: no kernel is busy, and the latest activity of any kernel or terminal (or, when there
+is none, the moment this script first saw none) lies more than --idle-minutes in the past.
 """
 
 from __future__ import annotations  # the notebook's python may be older than ours
@@ -104,9 +104,7 @@ def stop_notebook_instance(name: str, region: str) -> None:
         command = ["aws", "sagemaker", "stop-notebook-instance", "--region", region]
         subprocess.run([*command, "--notebook-instance-name", name], check=True)
         return
-    boto3.client("sagemaker", region_name=region).stop_notebook_instance(
-        NotebookInstanceName=name
-    )
+    boto3.client("sagemaker", region_name=region).stop_notebook_instance(NotebookInstanceName=name)
 
 
 if __name__ == "__main__":
