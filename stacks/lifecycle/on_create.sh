@@ -4,7 +4,7 @@
 # the Jupyter home, and starts installing the notebook's kernel in the background.
 set -euo pipefail
 
-# SECML_SAGEMAKER_HOME and SECML_PYTHON exist for the test suite only.
+# SECML_SAGEMAKER_HOME exists for the test suite only.
 SAGEMAKER_HOME="${SECML_SAGEMAKER_HOME:-/home/ec2-user/SageMaker}"
 NOTEBOOK_BUCKET='@@NOTEBOOK_BUCKET@@'
 NOTEBOOK_KEY='@@NOTEBOOK_KEY@@'
