@@ -200,7 +200,7 @@ ranked[wh.RANKED_COLUMNS].head(20).round(3)
 # %% [markdown]
 # The picture: grey bars are held-out normal activity, each marker is one finding (red crosses
 # malicious, blue dots benign), and the dashed line is the threshold. Markers left of the line
-# are flagged.
+# are flagged. (A marker's height means nothing: it only keeps the markers apart.)
 
 # %%
 wh.plot_scores(holdout_scores, ranked, threshold)

@@ -449,8 +449,15 @@ class SageMakerIPInsights:
         instance_type: str | None = None,
     ) -> None:
         import boto3
-        from sagemaker.core import image_uris
-        from sagemaker.core.helper.session_helper import Session
+
+        try:
+            from sagemaker.core import image_uris
+            from sagemaker.core.helper.session_helper import Session
+        except ImportError:
+            raise RuntimeError(
+                "this kernel lacks the SageMaker Python SDK v3: choose the kernel "
+                "'secml (SageMaker SDK v3)' (Kernel, Change Kernel) and run the cells again"
+            ) from None
 
         self.boto_session = boto_session or boto3.session.Session(region_name=config.get("region"))
         self.session = Session(boto_session=self.boto_session)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+import urllib.request
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
@@ -77,7 +78,14 @@ def create_notebook_role(boto_session) -> str:
             }
         ],
     }
-    role = boto_session.client("iam").create_role(
-        RoleName=ROLE_NAME, AssumeRolePolicyDocument=json.dumps(trust)
-    )
+    iam = boto_session.client("iam")
+    try:
+        role = iam.create_role(RoleName=ROLE_NAME, AssumeRolePolicyDocument=json.dumps(trust))
+    except iam.exceptions.EntityAlreadyExistsException:  # moto's state outlives one server
+        role = iam.get_role(RoleName=ROLE_NAME)
     return role["Role"]["Arn"]
+
+
+def reset_moto(url: str) -> None:
+    """Forget what earlier tests left: moto servers in one process share their state."""
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST")).read()

@@ -19,7 +19,7 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from tests.notebook_cells import HELPERS_PY, ROOT
+from tests.notebook_cells import HELPERS_PY, ROOT, reset_moto
 
 REGION = "us-west-2"
 
@@ -57,6 +57,7 @@ CREATE_ENDPOINT = textwrap.dedent(
 
 
 def test_kernel_shutdown_after_a_failed_cell_deletes_the_endpoint(moto_server):
+    reset_moto(moto_server)
     nb = nbformat.v4.new_notebook()
     nb.cells = [
         nbformat.v4.new_code_cell(CREATE_ENDPOINT),

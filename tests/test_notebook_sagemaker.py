@@ -8,6 +8,7 @@ AWS would, and test_moto_still_lacks_what_the_fixture_patches says when a patch 
 from __future__ import annotations
 
 import json
+import sys
 
 import boto3
 import numpy as np
@@ -320,3 +321,10 @@ def test_moto_still_lacks_what_the_fixture_patches(wh, monkeypatch):
                 execution_role_arn="arn:aws:iam::123456789012:role/secml-notebook",
                 session=session,
             )
+
+
+def test_a_kernel_without_the_sdk_v3_gets_one_clear_line(wh, monkeypatch):
+    """conda_python3 on a notebook instance has the SDK v2, which has no sagemaker.core."""
+    monkeypatch.setitem(sys.modules, "sagemaker.core", None)
+    with pytest.raises(RuntimeError, match=r"choose the kernel 'secml \(SageMaker SDK v3\)'"):
+        wh.SageMakerIPInsights({"region": REGION, "tuples_bucket": BUCKET, "stack_name": "S"})
