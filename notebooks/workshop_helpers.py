@@ -522,7 +522,8 @@ class SageMakerIPInsights:
         )
         channel = InputData(channel_name="train", data_source=train_uri, content_type="text/csv")
         trainer.train(input_data_config=[channel], wait=False, logs=False)
-        job = trainer._latest_training_job  # the SDK keeps the job it started here
+        # The job train() started; AWS's own v3 examples read it the same way.
+        job = trainer._latest_training_job
         self.job_name = job.training_job_name
         print(f"training job {self.job_name} started; this takes about 5 minutes")
 
