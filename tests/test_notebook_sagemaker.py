@@ -149,6 +149,8 @@ def test_model_trainer_runs_the_built_in_on_the_ipv4_tuples(wh, aws, capsys):
     assert job["OutputDataConfig"]["S3OutputPath"] == f"s3://{BUCKET}/ipinsights/output"
     assert ipinsights.model_data_uri == job["ModelArtifacts"]["S3ModelArtifacts"]
     assert tags_of(sm, job["TrainingJobArn"])["secml:stack"] == "SecmlWorkshop"
+    # no SDK default bucket (sagemaker-<region>-<account>): the notebook role may not create one
+    assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == [BUCKET]
     out = capsys.readouterr().out
     assert "IPv6 tuples left out for the built-in: 1" in out
     assert "training:  0 min 00 s  Completed  (Completed)" in out  # status, secondary status
