@@ -19,6 +19,9 @@ from stacks.nag import acknowledge, arn_ref
 from stacks.s3_access import read_keys, read_prefix, write_keys
 
 NOTEBOOK_PATH = Path(__file__).resolve().parents[1] / "notebooks" / "ip_insights_workshop.ipynb"
+# The notebook's plumbing, copied next to it by the on-create script.
+HELPERS_PATH = NOTEBOOK_PATH.with_name("workshop_helpers.py")
+REQUIREMENTS = Path(__file__).resolve().parents[1] / "requirements.txt"
 LIFECYCLE_DIR = Path(__file__).resolve().parent / "lifecycle"
 # SageMaker's limit on each lifecycle script, base64-encoded.
 LIFECYCLE_SCRIPT_LIMIT = 16384
@@ -93,8 +96,12 @@ def ipinsights_registries() -> dict[str, str]:
 def render_lifecycle_script(name: str, values: dict[str, str]) -> str:
     """stacks/lifecycle/<name> with each @@KEY@@ replaced by values[KEY]; all keys must be used."""
     text = (LIFECYCLE_DIR / name).read_text(encoding="utf-8")
-    shared = (LIFECYCLE_DIR / "pick_python.sh").read_text(encoding="utf-8").rstrip("\n")
-    text = text.replace("@@PICK_PYTHON@@", shared)
+    for marker, snippet in (
+        ("@@PICK_PYTHON@@", "pick_python.sh"),
+        ("@@SDK_KERNEL@@", "sdk_kernel.sh"),
+    ):
+        shared = (LIFECYCLE_DIR / snippet).read_text(encoding="utf-8").rstrip("\n")
+        text = text.replace(marker, shared)
     for key, value in values.items():
         marker = f"@@{key}@@"
         if marker not in text:
@@ -103,6 +110,16 @@ def render_lifecycle_script(name: str, values: dict[str, str]) -> str:
     if "@@" in text:
         raise ValueError(f"{name} still has an unreplaced @@ marker")
     return text
+
+
+def sdk_requirements() -> str:
+    """The pins the notebook's kernel installs: the SageMaker SDK and boto3 the tests ran with."""
+    pins = dict(
+        line.strip().split("==", 1)
+        for line in REQUIREMENTS.read_text(encoding="utf-8").splitlines()
+        if "==" in line and not line.startswith("#")
+    )
+    return " ".join(f"{name}=={pins[name].split()[0]}" for name in ("sagemaker", "boto3"))
 
 
 def on_start_values(*, idle_minutes: int, region: str) -> dict[str, str]:
@@ -124,6 +141,7 @@ class Notebook(Construct):
         instance_type: str = "ml.t3.medium",
         idle_minutes: int = 60,
         notebook_path: Path = NOTEBOOK_PATH,
+        helpers_path: Path = HELPERS_PATH,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
@@ -142,11 +160,15 @@ class Notebook(Construct):
         self._acknowledge_role(data_bucket, tuples_bucket)
 
         notebook_asset = s3_assets.Asset(self, "WorkshopNotebook", path=str(notebook_path))
-        # Narrower than notebook_asset.grant_read: the one object, no listing.
+        helpers_asset = s3_assets.Asset(self, "WorkshopHelpers", path=str(helpers_path))
+        # Narrower than asset.grant_read: the two objects, no listing.
         self.role.add_to_policy(
             iam.PolicyStatement(
                 actions=["s3:GetObject"],
-                resources=[notebook_asset.bucket.arn_for_objects(notebook_asset.s3_object_key)],
+                resources=[
+                    asset.bucket.arn_for_objects(asset.s3_object_key)
+                    for asset in (notebook_asset, helpers_asset)
+                ],
             )
         )
 
@@ -156,6 +178,10 @@ class Notebook(Construct):
                 "NOTEBOOK_BUCKET": notebook_asset.s3_bucket_name,
                 "NOTEBOOK_KEY": notebook_asset.s3_object_key,
                 "NOTEBOOK_FILE": notebook_path.name,
+                "HELPERS_BUCKET": helpers_asset.s3_bucket_name,
+                "HELPERS_KEY": helpers_asset.s3_object_key,
+                "HELPERS_FILE": helpers_path.name,
+                "SDK_REQUIREMENTS": sdk_requirements(),
                 "REGION": stack.region,
                 "STACK_NAME": stack.stack_name,
                 "DATA_BUCKET": data_bucket.bucket_name,
@@ -237,9 +263,9 @@ class Notebook(Construct):
             ),
             cdk.Acknowledgment(
                 id="AwsSolutions-SM3",
-                reason="The notebook's first cell installs a pinned boto3 from PyPI and "
-                "calls the SageMaker, S3 and runtime APIs; without a VPC, direct internet "
-                "access is how it reaches them.",
+                reason="The on-create script installs the pinned SageMaker Python SDK from "
+                "PyPI and the notebook calls the SageMaker, S3 and runtime APIs; without a "
+                "VPC, direct internet access is how it reaches them.",
             ),
         )
 

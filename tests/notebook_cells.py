@@ -1,16 +1,21 @@
-"""Access to the workshop notebook's cells for tests: its helper cells run in-process."""
+"""The workshop notebook and its helper module, for tests; and what moto lacks to host the SDK."""
 
 from __future__ import annotations
 
-import atexit
-import re
+import importlib.util
+import json
+import sys
+import urllib.request
 from pathlib import Path
+from types import ModuleType, SimpleNamespace
 
 import jupytext
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_PY = ROOT / "notebooks" / "ip_insights_workshop.py"
 NOTEBOOK_IPYNB = ROOT / "notebooks" / "ip_insights_workshop.ipynb"
+HELPERS_PY = ROOT / "notebooks" / "workshop_helpers.py"
+ROLE_NAME = "secml-notebook"
 
 
 def tagged_source(tag: str) -> str:
@@ -23,22 +28,64 @@ def code_cells() -> list[str]:
     return [c.source for c in jupytext.read(NOTEBOOK_PY).cells if c.cell_type == "code"]
 
 
-def load_helpers(*tags: str) -> dict:
-    """Execute the notebook cells with these tags; return their namespace."""
-    namespace: dict = {"__name__": "ip_insights_workshop"}
-    source = "\n\n".join(tagged_source(tag) for tag in tags)
-    exec(compile(source, f"<{NOTEBOOK_PY.name} cells {tags}>", "exec"), namespace)
-    return namespace
+def load_helpers() -> ModuleType:
+    """A fresh import of notebooks/workshop_helpers.py, as the notebook imports it."""
+    spec = importlib.util.spec_from_file_location("workshop_helpers", HELPERS_PY)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["workshop_helpers"] = module
+    spec.loader.exec_module(module)
+    return module
 
 
-def forget_cleanup(namespace: dict) -> None:
-    """Undo the atexit registration a test's helpers made in the pytest process."""
-    if "cleanup" in namespace:
-        atexit.unregister(namespace["cleanup"])
+# moto has no iam:SimulatePrincipalPolicy, which the SDK v3's ModelTrainer calls to check the
+# training role (sagemaker/core/helper/iam_role_resolver.py). The notebook's role may not call
+# it either, and there AWS answers AccessDenied, which the SDK takes as "cannot verify" and
+# goes on: answer what AWS answers the notebook, for this one call only.
+def deny_simulate_principal_policy(**_):
+    error = {"Code": "AccessDenied", "Message": "not authorized: iam:SimulatePrincipalPolicy"}
+    return SimpleNamespace(status_code=403), {"Error": error, "ResponseMetadata": {}}
 
 
-def notebook_boto3_version() -> str:
-    """The boto3 version the notebook installs on a notebook instance (BOTO3_VERSION = "...")."""
-    match = re.search(r'^BOTO3_VERSION = "([^"]+)"$', NOTEBOOK_PY.read_text(), re.MULTILINE)
-    assert match, "BOTO3_VERSION not found in the notebook"
-    return match.group(1)
+# moto answers Describe* with empty VpcConfig / DataCaptureConfig objects where AWS leaves the
+# field out, and sagemaker-core's pydantic shapes refuse an empty VpcConfig (its SecurityGroupIds
+# and Subnets are required): drop exactly those empty objects, as AWS would send them.
+MOTO_EMPTY_FIELDS = ("VpcConfig", "DataCaptureConfig")
+
+
+def drop_empty_fields(parsed: dict, **_) -> None:
+    for field in MOTO_EMPTY_FIELDS:
+        if parsed.get(field) == {}:
+            del parsed[field]
+
+
+def patch_moto_gaps(boto_session) -> None:
+    """Register both answers on a boto3 session, before the SDK makes clients from it."""
+    boto_session.events.register(
+        "before-call.iam.SimulatePrincipalPolicy", deny_simulate_principal_policy
+    )
+    boto_session.events.register("after-call.sagemaker.*", drop_empty_fields)
+
+
+def create_notebook_role(boto_session) -> str:
+    """The notebook's execution role, trusted by SageMaker (the SDK reads its trust policy)."""
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "sagemaker.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    iam = boto_session.client("iam")
+    try:
+        role = iam.create_role(RoleName=ROLE_NAME, AssumeRolePolicyDocument=json.dumps(trust))
+    except iam.exceptions.EntityAlreadyExistsException:  # moto's state outlives one server
+        role = iam.get_role(RoleName=ROLE_NAME)
+    return role["Role"]["Arn"]
+
+
+def reset_moto(url: str) -> None:
+    """Forget what earlier tests left: moto servers in one process share their state."""
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST")).read()

@@ -8,7 +8,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.notebook_cells import code_cells, tagged_source
+from tests.notebook_cells import code_cells, load_helpers, tagged_source
 
 FINDING = {
     "Id": "f-1",
@@ -25,13 +25,9 @@ def run_loading_cells(monkeypatch, tmp_path, **env) -> dict:
         monkeypatch.delenv(key, raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
+    load_helpers()  # importable as `workshop_helpers`, as next to the notebook
     namespace: dict = {}
-    for source in (
-        code_cells()[0],
-        tagged_source("helpers"),
-        tagged_source("data-sources"),
-        tagged_source("load-inputs"),
-    ):
+    for source in (code_cells()[0], tagged_source("load-inputs")):
         exec(source, namespace)
     return namespace
 
@@ -73,15 +69,16 @@ def test_local_backend_reads_the_demo_embedded_s3(buckets, monkeypatch, tmp_path
         SECML_TUPLES_BUCKET="tuples",
         SECML_DATA_BUCKET="data",
     )
-    assert ns["train_tuples"].values.tolist() == [
+    data = ns["data"]
+    assert data.cloudtrail.values.tolist() == [
         ["AIDAVICTIM", "198.51.100.1"],
         ["AIDAOTHER", "198.51.100.2"],
     ]
-    assert ns["guardduty_tuples"].values.tolist() == [["AIDAVICTIM", "192.0.2.66"]]
-    assert ns["findings"][["finding_id", "principal", "ip"]].values.tolist() == [
+    assert data.guardduty.values.tolist() == [["AIDAVICTIM", "192.0.2.66"]]
+    assert data.findings[["finding_id", "principal", "ip"]].values.tolist() == [
         ["f-1", "AIDAVICTIM", "192.0.2.66"]
     ]
-    assert ns["truth"]["label"].tolist() == ["malicious"]
+    assert data.truth["label"].tolist() == ["malicious"]
 
 
 def write_deployed_config(folder) -> None:
@@ -100,8 +97,8 @@ def test_sagemaker_backend_reads_the_buckets_named_in_the_config(buckets, monkey
     buckets.delete_object(Bucket="data", Key="truth.csv")
     ns = run_loading_cells(monkeypatch, tmp_path, SECML_BACKEND="sagemaker")
     assert ns["BACKEND"] == "sagemaker"
-    assert len(ns["train_tuples"]) == 2
-    assert ns["truth"] is None  # optional: the ranking is shown, the evaluation skipped
+    assert len(ns["data"].cloudtrail) == 2
+    assert ns["data"].truth is None  # optional: the ranking is shown, the evaluation skipped
 
 
 def test_missing_tuples_tell_the_attendee_to_finish_exercise_2(buckets, monkeypatch, tmp_path):

@@ -25,13 +25,19 @@ REQUIRED = {
 
 REPORT_CELL = """
 import json as _json
+import numpy as np
 _report = {
-    "train_rows": len(train_tuples),
-    "train_csv_lines": len(read_object(TUPLES_LOCATION, TRAIN_KEY).splitlines()),
-    "guardduty_rows": len(guardduty_tuples),
+    "train_rows": len(data.cloudtrail),
+    "train_csv_lines": len(wh.read_object(data.tuples_location, data.train_key).splitlines()),
+    "guardduty_rows": len(data.guardduty),
     "training_set_rows": len(training_set),
+    "holdout_rows": len(holdout),
     "threshold": threshold,
+    "holdout_percentile_1": float(np.nanpercentile(holdout_scores, 1.0)),
     "ranked": len(ranked),
+    "ranked_columns": list(ranked[wh.RANKED_COLUMNS].columns),
+    "user_names": ranked["user_name"].head(5).tolist(),
+    "labels": sorted(set(ranked["label"])),
     "evaluation": EVALUATION,
     "top_types": ranked["finding_type"].head(5).tolist(),
 }
@@ -75,8 +81,30 @@ def test_every_tuple_is_read_including_the_first_line(executed):
     _, report = executed
     assert report["train_rows"] == report["train_csv_lines"] > 10_000
     assert report["guardduty_rows"] > 0
-    # the pairs under investigation are kept out of training, the rest is used
+    # the pairs under investigation are kept out of training, 10 % of the rest is held out
     assert 0.5 * report["train_rows"] < report["training_set_rows"] < report["train_rows"]
+    assert report["holdout_rows"] == round(
+        0.1 * (report["training_set_rows"] + report["holdout_rows"])
+    )
+
+
+def test_threshold_comes_from_the_held_out_normal_tuples(executed):
+    _, report = executed
+    assert report["threshold"] == report["holdout_percentile_1"]
+
+
+def test_the_ranked_table_names_users_and_labels(executed):
+    _, report = executed
+    assert report["ranked_columns"] == [
+        "finding_type",
+        "user_name",
+        "ip",
+        "score",
+        "label",
+        "below_threshold",
+    ]
+    assert all(name and not name.startswith(("AIDA", "AROA")) for name in report["user_names"])
+    assert report["labels"] == ["benign", "malicious"]
 
 
 def test_histogram_is_drawn(executed):

@@ -10,8 +10,8 @@ and that nothing billable is left.
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
+import shutil
 import subprocess
 import sys
 
@@ -20,30 +20,47 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from tests.notebook_cells import NOTEBOOK_IPYNB, ROOT, notebook_boto3_version
+from tests.notebook_cells import HELPERS_PY, NOTEBOOK_IPYNB, ROOT, create_notebook_role, reset_moto
 
 REGION = "us-west-2"
 DATASET = ROOT / "data" / "workshop"
 
-ANSWER_LIKE_IPINSIGHTS = """
+# Before the training cell: the notebook's backend, on a boto3 session with moto's gaps patched
+# (tests/notebook_cells.py says which and why), polling without the 30 s pause, and answering
+# InvokeEndpoint like the built-in container would (moto returns queued canned bodies).
+ON_MOTO = f"""
 import json as _json
+import os as _os
+import sys as _sys
 import urllib.request as _request
+
+import boto3 as _boto3
+
+_sys.path.insert(0, {str(ROOT)!r})
+from tests.notebook_cells import patch_moto_gaps as _patch_moto_gaps
+
+ENDPOINT_URL = _os.environ["AWS_ENDPOINT_URL"]
+
 
 def _queue_answer(params, **_):
     rows = len(params["Body"].decode().splitlines())
-    body = _json.dumps({"predictions": [{"dot_product": -float(i % 7)} for i in range(rows)]})
-    result = {"Body": body, "ContentType": "application/json",
-              "InvokedProductionVariant": "AllTraffic", "CustomAttributes": ""}
+    body = _json.dumps({{"predictions": [{{"dot_product": -float(i % 7)}} for i in range(rows)]}})
+    result = {{"Body": body, "ContentType": "application/json",
+              "InvokedProductionVariant": "AllTraffic", "CustomAttributes": ""}}
     request = _request.Request(
         ENDPOINT_URL + "/moto-api/static/sagemaker/endpoint-results",
-        data=_json.dumps({"region": "us-west-2", "results": [result]}).encode(),
-        headers={"Content-Type": "application/json"},
+        data=_json.dumps({{"region": "us-west-2", "results": [result]}}).encode(),
+        headers={{"Content-Type": "application/json"}},
     )
     _request.urlopen(request).read()
 
-ENDPOINT_URL = os.environ["AWS_ENDPOINT_URL"]
-runtime.meta.events.register(
-    "provide-client-params.sagemaker-runtime.InvokeEndpoint", _queue_answer
+
+_session = _boto3.session.Session(region_name="us-west-2")
+_patch_moto_gaps(_session)
+_session.events.register("provide-client-params.sagemaker-runtime.InvokeEndpoint", _queue_answer)
+_backend = wh.ipinsights_backend
+wh.ipinsights_backend = lambda backend, config: _backend(
+    backend, config, boto_session=_session, poll_seconds=0
 )
 """
 
@@ -58,10 +75,8 @@ def secml_tuples(kind: str, source, out) -> None:
 
 
 def test_the_sagemaker_path_runs_top_to_bottom_and_leaves_nothing_billing(moto_server, tmp_path):
+    reset_moto(moto_server)
     pytest.importorskip("secml.tuples")
-    # The notebook's first cells pip-install its pinned boto3 when the kernel has another one;
-    # that must never happen to the project's venv.
-    assert importlib.metadata.version("boto3") == notebook_boto3_version()
     s3 = boto3.client("s3", region_name=REGION)
     sm = boto3.client("sagemaker", region_name=REGION)
     for bucket in ("secml-data", "secml-tuples"):
@@ -80,13 +95,14 @@ def test_the_sagemaker_path_runs_top_to_bottom_and_leaves_nothing_billing(moto_s
         "train_key": "train/cloudtrail_tuples.csv",
         "infer_key": "infer/guardduty_tuples.csv",
         "truth_key": "truth.csv",
-        "role_arn": "arn:aws:iam::123456789012:role/secml-notebook",
+        "role_arn": create_notebook_role(boto3.session.Session(region_name=REGION)),
     }
     (tmp_path / "workshop_config.json").write_text(json.dumps(config))
+    shutil.copy(HELPERS_PY, tmp_path)  # as the on-create script does
 
     notebook = nbformat.read(NOTEBOOK_IPYNB, as_version=4)
-    scoring = next(i for i, c in enumerate(notebook.cells) if "with deployed_endpoint(" in c.source)
-    notebook.cells.insert(scoring, nbformat.v4.new_code_cell(ANSWER_LIKE_IPINSIGHTS))
+    training = next(i for i, c in enumerate(notebook.cells) if "ipinsights_backend(" in c.source)
+    notebook.cells.insert(training, nbformat.v4.new_code_cell(ON_MOTO))
     NotebookClient(
         notebook,
         kernel_name="python3",
@@ -99,7 +115,12 @@ def test_the_sagemaker_path_runs_top_to_bottom_and_leaves_nothing_billing(moto_s
 
     assert "backend: sagemaker" in output
     assert "IPv6 tuples left out for the built-in" in output
-    # one training job, tagged, on the IPv4 tuples minus the pairs under investigation
+    # never silent: the waits print every poll, with the elapsed time
+    assert "training:  0 min 00 s  Completed" in output
+    assert "endpoint:  0 min 00 s  InService" in output
+    assert "threshold (percentile 1.0 of held-out normal scores)" in output
+    # one training job, tagged, on the IPv4 tuples minus the pairs under investigation and
+    # minus the held-out slice
     (summary,) = sm.list_training_jobs()["TrainingJobSummaries"]
     job = sm.describe_training_job(TrainingJobName=summary["TrainingJobName"])
     assert job["TrainingJobName"].startswith("secml-ipinsights-")
@@ -112,6 +133,12 @@ def test_the_sagemaker_path_runs_top_to_bottom_and_leaves_nothing_billing(moto_s
     scored = set((tmp_path / "infer.csv").read_text().splitlines())
     assert trained_on and not scored & set(trained_on)
     assert all(":" not in line.split(",")[1] for line in trained_on)  # IPv4 only
+    all_ipv4 = [
+        line
+        for line in (tmp_path / "train.csv").read_text().splitlines()
+        if ":" not in line and line not in scored
+    ]
+    assert 0.85 * len(all_ipv4) < len(trained_on) < 0.95 * len(all_ipv4)  # 10 % held out
     principals = {line.split(",")[0] for line in trained_on}
     assert int(job["HyperParameters"]["num_entity_vectors"]) >= 2 * len(principals)
     # the endpoint lived only for the scoring cell

@@ -13,6 +13,7 @@ from stacks.notebook import (
     ipinsights_registries,
     on_start_values,
     render_lifecycle_script,
+    sdk_requirements,
 )
 from tests.stack_support import as_list, dumps, logical_id, resources, statements_of_role, workshop
 
@@ -203,6 +204,7 @@ def test_lifecycle_scripts_carry_the_stack_values(synthesized):
     assert "Fn::Base64" in on_create and "Fn::Base64" in on_start
     assert "workshop_config.json" in on_create
     assert "ip_insights_workshop.ipynb" in on_create
+    assert "workshop_helpers.py" in on_create
     assert "IDLE_MINUTES='60'" in on_start
     assert "def is_idle" in on_start  # the auto-stop script is embedded, not downloaded
 
@@ -215,6 +217,10 @@ def test_lifecycle_scripts_stay_under_sagemakers_size_limit():
             "NOTEBOOK_BUCKET": long,
             "NOTEBOOK_KEY": long + ".ipynb",
             "NOTEBOOK_FILE": "ip_insights_workshop.ipynb",
+            "HELPERS_BUCKET": long,
+            "HELPERS_KEY": long + ".py",
+            "HELPERS_FILE": "workshop_helpers.py",
+            "SDK_REQUIREMENTS": sdk_requirements(),
             "REGION": "ap-southeast-4",
             "STACK_NAME": long * 2,
             "DATA_BUCKET": long,

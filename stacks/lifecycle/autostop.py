@@ -1,8 +1,8 @@
 """Stops this SageMaker notebook instance after a stretch without Jupyter activity.
 
-Installed by the on-start lifecycle script, run by cron every five minutes. Idle means: no
-kernel is busy, and the latest activity of any kernel or terminal (or, when there is none, the
-moment this script first saw none) lies more than --idle-minutes in the past.
+Installed by the on-start lifecycle script, run every five minutes by a systemd timer (or cron).
+Idle means: no kernel is busy, and the latest activity of any kernel or terminal (or, when there
+is none, the moment this script first saw none) lies more than --idle-minutes in the past.
 """
 
 from __future__ import annotations  # the notebook's python may be older than ours
@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import os
 import ssl
+import subprocess
 import urllib.request
 
 JUPYTER = "https://localhost:8443"
@@ -90,13 +91,20 @@ def main() -> int:
         return 0
     with open(METADATA, encoding="utf-8") as handle:
         name = json.load(handle)["ResourceName"]
-    import boto3
-
     print(f"{now.isoformat()} idle for {args.idle_minutes} minutes: stopping {name}")
-    boto3.client("sagemaker", region_name=args.region).stop_notebook_instance(
-        NotebookInstanceName=name
-    )
+    stop_notebook_instance(name, args.region)
     return 0
+
+
+def stop_notebook_instance(name: str, region: str) -> None:
+    """With boto3 when this python has it, else with the AWS CLI (on-start may pick either)."""
+    try:
+        import boto3
+    except ImportError:
+        command = ["aws", "sagemaker", "stop-notebook-instance", "--region", region]
+        subprocess.run([*command, "--notebook-instance-name", name], check=True)
+        return
+    boto3.client("sagemaker", region_name=region).stop_notebook_instance(NotebookInstanceName=name)
 
 
 if __name__ == "__main__":
