@@ -38,6 +38,17 @@ def _positive_int(app: cdk.App, key: str, default: int) -> int:
     return number
 
 
+def _email(app: cdk.App, key: str) -> str | None:
+    value = app.node.try_get_context(key)
+    if value in (None, ""):
+        return None
+    text = str(value).strip()
+    local, _, domain = text.partition("@")
+    if not local or "." not in domain or any(c.isspace() for c in text):
+        raise ValueError(f"context {key}={value!r}: expected an e-mail address")
+    return text
+
+
 def build_app(context: dict | None = None, *, outdir: str | None = None) -> cdk.App:
     app = cdk.App(context=context or None, outdir=outdir)
     stack_name = app.node.try_get_context("stack_name") or DEFAULT_STACK_NAME
@@ -52,6 +63,8 @@ def build_app(context: dict | None = None, *, outdir: str | None = None) -> cdk.
         sample_findings=_flag(app, "sample_findings", True),
         notebook_instance_type=app.node.try_get_context("notebook_instance_type") or "ml.t3.medium",
         notebook_idle_minutes=_positive_int(app, "notebook_idle_minutes", 60),
+        detection=_flag(app, "detection", False),
+        detection_email=_email(app, "detection_email"),
         **synth,
     )
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
