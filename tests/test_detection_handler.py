@@ -226,6 +226,14 @@ def test_no_model_yet_fails_so_the_event_is_retried_and_kept(aws):
         index.handler(detect.eventbridge_event(finding()), Context())
 
 
+def test_a_missing_model_without_list_permission_is_a_403_and_reads_the_same():
+    s3 = boto3.client("s3", region_name="us-east-1")
+    stub = Stubber(s3)
+    stub.add_client_error("head_object", service_error_code="403", http_status_code=403)
+    with stub, pytest.raises(index.ModelMissing, match="no read access"):
+        index.current_model(s3, BUCKET, KEY)
+
+
 def test_an_event_without_detail_is_ignored(aws, artifacts):
     assert index.handler({"source": "x"}, Context())["skipped"] == "not-an-event"
 

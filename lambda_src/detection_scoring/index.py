@@ -45,9 +45,12 @@ def current_model(s3, bucket: str, key: str) -> tuple[CompactModel, str]:
     try:
         etag = s3.head_object(Bucket=bucket, Key=key)["ETag"]
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        # Without s3:ListBucket (not granted: the function needs one key), S3 answers a missing
+        # key with 403, not 404 (docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html).
+        if exc.response.get("Error", {}).get("Code") in ("403", "404", "NoSuchKey", "NotFound"):
             raise ModelMissing(
-                f"no model at s3://{bucket}/{key}: upload one with `secml export-model`"
+                f"no model at s3://{bucket}/{key} (or no read access to it): upload one with "
+                "`secml export-model`"
             ) from None
         raise
     if etag != _MODEL["etag"]:
