@@ -192,3 +192,18 @@ def test_deployed_layout_imports_the_ingest_tuples_function_in_a_bare_interprete
         "index.py",
         "ingest_common.py",
     ]
+
+
+def test_destroy_leaves_nothing_of_the_construct(synthesized):
+    """No resource of the construct is retained; its model object lives in the tuples bucket,
+    which the Cleanup construct empties before CloudFormation deletes it."""
+    stack, template, _ = synthesized
+    ours = {k: v for k, v in template.to_json()["Resources"].items() if k.startswith("Detection")}
+    assert len(ours) >= 10
+    kept = {k: v.get("DeletionPolicy") for k, v in ours.items()}
+    assert not {
+        k: p for k, p in kept.items() if p in ("Retain", "RetainExceptOnCreate", "Snapshot")
+    }
+    cleanup = resources(template, "Custom::WorkshopCleanup")
+    (props,) = [r["Properties"] for r in cleanup.values()]
+    assert {"Ref": logical_id(stack, stack.data.tuples_bucket)} in props["Buckets"]
