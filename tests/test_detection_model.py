@@ -124,3 +124,16 @@ def test_write_artifact_refuses_a_folder_and_a_bucket_without_key(tmp_path):
     target = write_artifact(b"abc", tmp_path / "m" / "model.zip")
     assert (tmp_path / "m" / "model.zip").read_bytes() == b"abc"
     assert target.endswith("model.zip")
+
+
+def test_write_artifact_to_s3_puts_one_object_and_reports_a_missing_bucket(fleet_aws):
+    import boto3
+
+    boto3.client("s3").create_bucket(
+        Bucket="tuples", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
+    assert write_artifact(b"zip", "s3://tuples/model/m.zip") == "s3://tuples/model/m.zip"
+    body = boto3.client("s3").get_object(Bucket="tuples", Key="model/m.zip")["Body"].read()
+    assert body == b"zip"
+    with pytest.raises(SecmlError, match="writing s3://nope/m.zip: .*NoSuchBucket"):
+        write_artifact(b"zip", "s3://nope/m.zip")

@@ -157,8 +157,12 @@ def write_artifact(data: bytes, out: str | os.PathLike) -> str:
         if not bucket or not key:
             raise SecmlError(f"not an S3 object URI (s3://bucket/key): {text}")
         import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
 
-        boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=data)
+        try:
+            boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=data)
+        except (BotoCoreError, ClientError) as exc:
+            raise SecmlError(f"writing {text}: {exc}") from None
         return text
     path = Path(out)
     if path.is_dir():
