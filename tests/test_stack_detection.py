@@ -207,3 +207,22 @@ def test_destroy_leaves_nothing_of_the_construct(synthesized):
     cleanup = resources(template, "Custom::WorkshopCleanup")
     (props,) = [r["Properties"] for r in cleanup.values()]
     assert {"Ref": logical_id(stack, stack.data.tuples_bucket)} in props["Buckets"]
+
+
+def test_cfn_lint_passes_on_the_template_with_detection(synthesized):
+    _, _, template_file = synthesized
+    run = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "cfn-lint"), str(template_file)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_the_offline_twin_uses_the_stack_model_key_and_pattern_file():
+    from secml import detect
+    from stacks import detection
+
+    assert detect.MODEL_KEY == detection.MODEL_KEY
+    assert detect.EVENT_PATTERN_FILE == detection.EVENT_PATTERN_FILE
