@@ -21,6 +21,8 @@ COMMAND_MODULES: dict[str, str] = {
     "train": "secml.ipinsights.cli",
     "score": "secml.ipinsights.cli",
     "demo": "secml.demo.cli",
+    "export-model": "secml.detect",
+    "detect": "secml.detect",
     "verify-clean": "secml.verify_clean",
     "fleet": "secml.fleet.cli",
 }

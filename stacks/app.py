@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
@@ -10,6 +13,13 @@ from stacks.guardduty import SampleFindings
 from stacks.workshop_stack import WorkshopStack
 
 DEFAULT_STACK_NAME = "SecmlWorkshop"
+CDK_JSON = Path(__file__).resolve().parents[1] / "cdk.json"
+
+
+def cdk_json_context() -> dict:
+    """cdk.json's context (the feature flags): `cdk synth` passes it to the app, but an app built
+    in-process (tests, `secml fleet package`) would miss it and synthesize another template."""
+    return json.loads(CDK_JSON.read_text()).get("context", {})
 
 
 def _flag(app: cdk.App, key: str, default: bool) -> bool:
@@ -54,8 +64,19 @@ def _sample_findings(app: cdk.App) -> SampleFindings:
     return SampleFindings.IF_CREATED if wanted else SampleFindings.NEVER
 
 
+def _email(app: cdk.App, key: str) -> str | None:
+    value = app.node.try_get_context(key)
+    if value in (None, ""):
+        return None
+    text = str(value).strip()
+    local, _, domain = text.partition("@")
+    if not local or "." not in domain or any(c.isspace() for c in text):
+        raise ValueError(f"context {key}={value!r}: expected an e-mail address")
+    return text
+
+
 def build_app(context: dict | None = None, *, outdir: str | None = None) -> cdk.App:
-    app = cdk.App(context=context or None, outdir=outdir)
+    app = cdk.App(context={**cdk_json_context(), **(context or {})}, outdir=outdir)
     stack_name = app.node.try_get_context("stack_name") or DEFAULT_STACK_NAME
     # -c fleet=true: one bootstrap-free template whose assets come from AssetsBucketName /
     # AssetsBucketPrefix (Workshop Studio, `secml fleet package`), plus the participant role.
@@ -68,6 +89,8 @@ def build_app(context: dict | None = None, *, outdir: str | None = None) -> cdk.
         sample_findings=_sample_findings(app),
         notebook_instance_type=app.node.try_get_context("notebook_instance_type") or "ml.t3.medium",
         notebook_idle_minutes=_positive_int(app, "notebook_idle_minutes", 60),
+        detection=_flag(app, "detection", False),
+        detection_email=_email(app, "detection_email"),
         **synth,
     )
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))

@@ -7,6 +7,7 @@ from constructs import Construct
 
 from stacks.cleanup import Cleanup
 from stacks.data import Data
+from stacks.detection import Detection
 from stacks.guardduty import GuardDuty, SampleFindings
 from stacks.ingest import Ingest
 from stacks.notebook import Notebook
@@ -27,6 +28,8 @@ class WorkshopStack(cdk.Stack):
         notebook_instance_type: str = "ml.t3.medium",
         notebook_idle_minutes: int = 60,
         participant_role: bool = False,
+        detection: bool = False,
+        detection_email: str | None = None,
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -73,6 +76,13 @@ class WorkshopStack(cdk.Stack):
             "GuardDutyIngestFunctionName": self.ingest.guardduty_fn.function_name,
             "GuardDutyDetectorId": self.guardduty.detector_id,
         }
+        if detection:  # -c detection=true: score new GuardDuty findings (docs/detection.md)
+            self.detection = Detection(
+                self, "Detection", model_bucket=self.data.tuples_bucket, alert_email=detection_email
+            )
+            outputs["DetectionModelUri"] = self.detection.model_uri
+            outputs["DetectionTopicArn"] = self.detection.topic.topic_arn
+            outputs["DetectionFunctionName"] = self.detection.function.function_name
         for name, value in outputs.items():
             cdk.CfnOutput(self, name, value=value)
 

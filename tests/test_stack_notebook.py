@@ -248,9 +248,11 @@ def test_rendering_refuses_a_missing_or_unknown_marker():
 
 def test_notebook_pulls_the_image_the_role_may_pull():
     """The role's ECR mapping comes from the SDK's table; the notebook's image must agree."""
-    source = (
-        Path(__file__).resolve().parents[1] / "notebooks" / "ip_insights_workshop.py"
-    ).read_text()
+    notebooks = Path(__file__).resolve().parents[1] / "notebooks"
+    source = "".join(
+        (notebooks / name).read_text()
+        for name in ("ip_insights_workshop.py", "workshop_helpers.py")
+    )
     in_notebook = dict(re.findall(r'"([a-z]{2}(?:-gov)?-[a-z]+-\d)": "(\d{12})"', source))
     if not in_notebook:  # no table of its own: it asks the SDK (image_uris.retrieve)
         assert "image_uris" in source
