@@ -245,3 +245,35 @@ def test_parameters_fill_every_placeholder_in_order():
         parsed = sqlglot.parse_one(tuple_query(engine), read=dialect)
         assert len(list(parsed.find_all(sqlglot.exp.Placeholder))) == len(values)
     assert as_literals(values)[0] == "'2025/06/01'" and values[-1] == "true"
+
+
+def test_demo_check_compares_with_what_the_lambda_wrote(monkeypatch):
+    from secml.errors import SecmlError
+    from secml.sql.demo import duckdb_matches_lambda
+
+    with aws(monkeypatch) as s3:
+        messy_bucket(s3)
+        index.handler({}, None)
+        body = s3.get_object(Bucket="tuples-bucket", Key="train/cloudtrail_tuples.csv")["Body"]
+        pairs = [tuple(line.split(",")) for line in body.read().decode().splitlines()]
+        env = {"INPUT_BUCKET": "data-bucket", "INPUT_PREFIX": "", "IPV4_ONLY": "false"}
+        assert "6 tuples" in duckdb_matches_lambda(env, pairs)
+        with pytest.raises(SecmlError, match="1 extra, 1 missing"):
+            duckdb_matches_lambda(env, [*pairs[:-1], ("AIDAOTHER", "192.0.2.99")])
+
+
+def test_cli_engine_duckdb(tmp_path, capsys):
+    from secml.cli import main
+
+    out = tmp_path / "t.csv"
+    assert (
+        main(["tuples", "cloudtrail", "--engine", "duckdb", str(WORKSHOP), "--out", str(out)]) == 0
+    )
+    assert "tuples from 606 files (duckdb)" in capsys.readouterr().out
+    assert (
+        main(
+            ["tuples", "cloudtrail", "--engine", "duckdb", str(tmp_path / "no"), "--out", str(out)]
+        )
+        == 2
+    )
+    assert "secml tuples: error: no such file or folder" in capsys.readouterr().err
