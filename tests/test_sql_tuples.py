@@ -277,3 +277,16 @@ def test_cli_engine_duckdb(tmp_path, capsys):
         == 2
     )
     assert "secml tuples: error: no such file or folder" in capsys.readouterr().err
+
+
+def test_records_that_are_not_objects_are_skipped_alone(tmp_path):
+    """A Records entry that is not a JSON object gives no tuple and takes no other record with
+    it (DuckDB's typed read fails on it; the engine reads the run again as generic JSON). The
+    reference is get_tuple() itself: the handler's fast path currently raises on such a file."""
+    records = [record("AIDAA", "192.0.2.1"), "not a record", 7, None, [1], record("AIDAB", "::1")]
+    (tmp_path / "x.json.gz").write_bytes(_log(records))
+    expected = Counter(
+        f"{p},{ip}" for r in records if (pair := index.get_tuple(r)) is not None for p, ip in [pair]
+    )
+    assert expected == Counter(["AIDAA,192.0.2.1", "AIDAB,::1"])
+    assert duckdb_tuples([str(tmp_path / "x.json.gz")], tmp_path / "out.csv") == expected
