@@ -292,6 +292,8 @@ class Athena(Construct):
             1,  # one run at a time: they share one output key
         )
         self._grant(stack, trail, source.prefix, tuples_bucket)
+        cdk.CfnOutput(self, "RunnerFunctionName", value=self.function.function_name)
+        cdk.CfnOutput(self, "WorkGroupName", value=self.workgroup_name)
         checkov_skip(
             self.function,
             {

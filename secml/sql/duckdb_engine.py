@@ -141,13 +141,18 @@ def list_files(sources: list[str], result: Result, scratch: Path) -> list[str]:
         for p in paths:
             rel = p.relative_to(root).as_posix() if root.is_dir() else p.name
             reason = ingest_common.skip_reason_for_key(rel)
-            if reason is None and not p.read_bytes()[:4096].strip():
+            if reason is None and not _head(p).strip():
                 reason = "empty-file"  # (a whitespace-only file longer than this: unreadable)
             if reason:
                 result.files_skipped[reason] += 1
                 continue
             files.append(str(p.resolve()))
     return files
+
+
+def _head(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(4096)
 
 
 def _is_gzip(path: str) -> bool:
