@@ -168,7 +168,7 @@ expanded AS (
     ) AS halves
 ),
 
-groups AS (
+hextets AS (
     -- Each group without its leading zeros.
     SELECT
         principal,
@@ -212,8 +212,8 @@ compressed AS (
             *,
             ':' || g1 || ':' || g2 || ':' || g3 || ':' || g4 || ':' || g5 || ':' || g6
             || ':' || g7 || ':' || g8 || ':' AS framed
-        FROM groups
-    ) AS framed_groups
+        FROM hextets
+    ) AS framed_hextets
 ),
 
 addresses AS (
