@@ -148,3 +148,12 @@ def test_a_query_near_the_time_limit_is_stopped(deployed):
     with pytest.raises(TimeoutError):
         index.handler({}, Context())
     assert "Contents" not in s3.list_objects_v2(Bucket="results-bucket", Prefix="unload/")
+
+
+def test_the_cost_estimate_bills_at_least_10_mb(deployed):
+    _, stub = deployed
+    _started(stub)
+    execution = {"QueryExecutionId": QUERY_ID, "Status": {"State": "SUCCEEDED"}}
+    execution["Statistics"] = {"DataScannedInBytes": 1000}
+    stub.add_response("get_query_execution", {"QueryExecution": execution}, None)
+    assert index.handler({}, None)["estimated_cost_usd"] == 0.00005  # 10 MB at $5 per TB

@@ -31,9 +31,10 @@ else:  # deployed: params.py is next to this file
 LOG = logging.getLogger("secml.athena")
 POLL_SECONDS = 2.0
 STOP_MARGIN_MS = 60_000  # stop the query while there is time left to say so
-PRICE_PER_TB = (
-    5.0  # USD per TB scanned, Athena SQL list price (https://aws.amazon.com/athena/pricing/)
-)
+# USD per TB scanned and the minimum billed per query: Athena SQL's list price
+# (https://aws.amazon.com/athena/pricing/). For the estimate in the result only.
+PRICE_PER_TB = 5.0
+MIN_BILLED_BYTES = 10 * 1000**2
 TRUE_WORDS = {"1", "true", "yes", "on"}
 
 _clients: dict = {}
@@ -167,7 +168,7 @@ def handler(event, context):
         "output": output,
         "parts": len(keys),
         "bytes_scanned": scanned,
-        "estimated_cost_usd": round(scanned / 1e12 * PRICE_PER_TB, 6),
+        "estimated_cost_usd": round(max(scanned, MIN_BILLED_BYTES) / 1e12 * PRICE_PER_TB, 6),
     }
     LOG.info("athena tuples done: %s", result)
     return result
