@@ -20,7 +20,7 @@ CDK := npx --no-install cdk
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
 # Context switches synthesized beside the default app, each `-c <name>=true` into cdk.out.<name>/,
 # and scanned by checkov. An optional construct adds its switch here (e.g. athena detection).
-SYNTH_VARIANTS := fleet detection
+SYNTH_VARIANTS := fleet detection athena
 # Every template checkov scans (globs, expanded when the recipe runs).
 CHECKOV_TEMPLATES = cdk.out/*.template.json $(foreach v,$(SYNTH_VARIANTS),cdk.out.$(v)/*.template.json)
 

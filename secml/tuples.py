@@ -30,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         k.add_argument("--ipv4-only", action="store_true", help="skip IPv6 (SageMaker's built-in)")
         if kind == "guardduty":
             k.add_argument("--include-samples", action="store_true", help="keep sample findings")
+        else:  # the same tuples from the Athena query, run locally (secml/sql)
+            k.add_argument("--engine", choices=["lambda", "duckdb"], default="lambda")
         k.add_argument("--verbose", action="store_true", help="log every skipped file")
         k.add_argument("--json", action="store_true", help="print the summary as JSON")
         k.set_defaults(func=run)
@@ -40,6 +42,10 @@ def run(args: argparse.Namespace) -> int:
 
     from botocore.exceptions import BotoCoreError, ClientError
 
+    if getattr(args, "engine", "lambda") == "duckdb":
+        from secml.sql.cli import run_duckdb
+
+        return run_duckdb(args)
     if args.kind == "cloudtrail":
         from lambda_src.cloudtrail_ingest import index
     else:

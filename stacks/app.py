@@ -8,6 +8,7 @@ from pathlib import Path
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
+from stacks.athena import DEFAULT_SCAN_LIMIT_GB, AthenaSettings, trail_source_from_context
 from stacks.fleet_synthesizer import AssetParameterSynthesizer
 from stacks.guardduty import SampleFindings
 from stacks.workshop_stack import WorkshopStack
@@ -75,6 +76,27 @@ def _email(app: cdk.App, key: str) -> str | None:
     return text
 
 
+def _athena(app: cdk.App) -> AthenaSettings | None:
+    """-c athena=true [-c athena_trail_bucket=B -c athena_trail_prefix=AWSLogs/o-x/
+    -c athena_accounts=111122223333,... -c athena_regions=... -c athena_first_day=yyyy/MM/dd]
+    [-c athena_scan_limit_gb=N] (docs/athena.md)."""
+    if not _flag(app, "athena", False):
+        return None
+
+    def names(key: str) -> list[str]:
+        return [v.strip() for v in str(app.node.try_get_context(key) or "").split(",") if v.strip()]
+
+    source = trail_source_from_context(
+        app.node.try_get_context("athena_trail_bucket"),
+        app.node.try_get_context("athena_trail_prefix"),
+        names("athena_accounts"),
+        names("athena_regions"),
+        app.node.try_get_context("athena_first_day"),
+    )
+    limit = _positive_int(app, "athena_scan_limit_gb", DEFAULT_SCAN_LIMIT_GB)
+    return AthenaSettings(source=source, scan_limit_gb=limit)
+
+
 def build_app(context: dict | None = None, *, outdir: str | None = None) -> cdk.App:
     app = cdk.App(context={**cdk_json_context(), **(context or {})}, outdir=outdir)
     stack_name = app.node.try_get_context("stack_name") or DEFAULT_STACK_NAME
@@ -91,6 +113,7 @@ def build_app(context: dict | None = None, *, outdir: str | None = None) -> cdk.
         notebook_idle_minutes=_positive_int(app, "notebook_idle_minutes", 60),
         detection=_flag(app, "detection", False),
         detection_email=_email(app, "detection_email"),
+        athena=_athena(app),
         **synth,
     )
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))

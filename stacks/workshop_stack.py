@@ -5,6 +5,7 @@ from __future__ import annotations
 import aws_cdk as cdk
 from constructs import Construct
 
+from stacks.athena import Athena, AthenaSettings
 from stacks.cleanup import Cleanup
 from stacks.data import Data
 from stacks.detection import Detection
@@ -30,6 +31,7 @@ class WorkshopStack(cdk.Stack):
         participant_role: bool = False,
         detection: bool = False,
         detection_email: str | None = None,
+        athena: AthenaSettings | None = None,
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -55,11 +57,23 @@ class WorkshopStack(cdk.Stack):
             instance_type=notebook_instance_type,
             idle_minutes=notebook_idle_minutes,
         )
+        buckets = [self.data.data_bucket, self.data.tuples_bucket]
+        self.athena = None
+        if athena is not None:  # -c athena=true: organisation-scale tuples (docs/athena.md)
+            self.athena = Athena(
+                self,
+                "Athena",
+                data_bucket=self.data.data_bucket,
+                tuples_bucket=self.data.tuples_bucket,
+                source=athena.source,
+                scan_limit_gb=athena.scan_limit_gb,
+            )
+            buckets.append(self.athena.results_bucket)
 
         self.cleanup = Cleanup(
             self,
             "Cleanup",
-            buckets=[self.data.data_bucket, self.data.tuples_bucket],
+            buckets=buckets,
             notebook_role=self.notebook.role,
             tag_key=STACK_TAG,
         )

@@ -54,7 +54,8 @@ def truth_rows() -> list[dict[str, str]]:
 def test_demo_exits_zero_and_prints_each_step_and_the_verdict(demo_run):
     code, out, err, _ = demo_run
     assert code == 0, err
-    for step in ("Synthesize the CDK app", "upload dataset", "ingest Lambdas", "Train IP Insights"):
+    steps = ("Synthesize the CDK app", "upload dataset", "ingest Lambdas", "Train IP Insights")
+    for step in (*steps, "Same tuples from the Athena SQL (DuckDB)", "equal to the Lambda's"):
         assert step in out
     assert "CloudTrailIngest" in out and "GuardDutyIngest" in out
     assert re.search(r"scored attacker findings rank above (all|every benign)", out)

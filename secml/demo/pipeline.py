@@ -277,6 +277,11 @@ def run_local(options: DemoOptions, on_step=None, on_info=None) -> DemoResult:
                 buckets=sorted(plan.buckets.values()),
             )
             step.detail = data.describe()
+        with timer.step("Same tuples from the Athena SQL (DuckDB)") as step:
+            from secml.sql.demo import duckdb_matches_lambda
+
+            env = plan.functions["CloudTrailIngest"].environment
+            step.detail = duckdb_matches_lambda(env, data.all_train)
     train_and_analyse(result, timer, data)
     return result
 

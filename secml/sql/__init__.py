@@ -1,0 +1,1 @@
+"""CloudTrail tuples in SQL: one query (cloudtrail_tuples.sql), run by Athena or by DuckDB."""
