@@ -407,7 +407,7 @@ class IPInsights:
         path = Path(directory)
         if not path.is_dir():
             what = "no such folder" if not path.exists() else "not a folder"
-            raise SecmlError(f"{path}: {what}, expected a model directory (train --model-dir)")
+            raise SecmlError(f"{path}: {what}, not a trained model directory (train --model-dir)")
         engine = _read_json_object(path / "engine.json")
         hyperparameters = _read_json_object(path / "hyperparameters.json")
         if engine.get("format") != FORMAT_VERSION:
@@ -489,7 +489,9 @@ def _read_json_object(file: Path) -> dict:
     try:
         value = json.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise SecmlError(f"{file}: missing (not a model directory, or a partial one)") from None
+        raise SecmlError(
+            f"{file}: missing: not a trained model directory, or a partial one")
+        ) from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise SecmlError(f"{file}: not valid JSON ({str(exc)[:120]})") from None
     if not isinstance(value, dict):
