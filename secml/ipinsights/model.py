@@ -490,7 +490,7 @@ def _read_json_object(file: Path) -> dict:
         value = json.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SecmlError(
-            f"{file}: missing: not a trained model directory, or a partial one")
+            f"{file}: missing: not a trained model directory, or a partial one"
         ) from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise SecmlError(f"{file}: not valid JSON ({str(exc)[:120]})") from None
