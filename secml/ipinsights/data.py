@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,25 @@ def _read_file(path: Path) -> bytes:
         raise SecmlError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
+# What a principal may not contain: control characters (C0, DEL, C1). A CR or LF inside a
+# principal would split or corrupt a CSV line; the tuple writers skip and count such principals
+# (lambda_src/ingest_common.py), and the reader refuses them, so the two agree.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+FIELD_BLANKS = " \t"
+# RFC 4180 fields, as csv.writer writes them: quoted (quotes inside doubled) or without quotes.
+CSV_LINE = re.compile(r'(?:"(?:[^"]|"")*"|[^",]*)(?:,(?:"(?:[^"]|"")*"|[^",]*))*')
+
+
+def _split_line(line: str) -> list[str] | str:
+    """One CSV line's fields, or why it is not a CSV line. Each line is parsed on its own, so a
+    stray quote costs its own line only (a multi-line quoted field is never a valid tuple)."""
+    if '"' not in line:
+        return line.split(",")  # a CR stays in the field, to be refused as a control character
+    if not CSV_LINE.fullmatch(line):
+        return "malformed CSV (a stray or unclosed double quote)"
+    return next(csv.reader([line], strict=True), [])
+
+
 def _read_csv_rows(path, raw: bytes) -> tuple[list[str], list[str], np.ndarray, list]:
     """Split a headerless CSV into (entities, ips, line numbers, [(line, problem)])."""
     try:
@@ -84,24 +104,21 @@ def _read_csv_rows(path, raw: bytes) -> tuple[list[str], list[str], np.ndarray, 
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+    lines = [line[:-1] if line.endswith("\r") else line for line in lines]  # CRLF line ends
     entities: list[str] = []
     ips: list[str] = []
     numbers: list[int] = []
     problems: list[tuple[int, str]] = []
-    reader = csv.reader(lines, strict=True)
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            problems.append((reader.line_num, f"malformed CSV ({exc})"))
-            continue
-        number = reader.line_num  # one input line per record: this is the file's line number
-        if len(row) == 2:
-            entities.append(row[0].strip())
-            ips.append(row[1].strip())
+    # Without quotes or stray CRs the C reader gives exactly one row per line (fast); otherwise
+    # each line is checked and parsed on its own.
+    plain = '"' not in text and not any("\r" in line for line in lines)
+    rows = csv.reader(lines) if plain else map(_split_line, lines)
+    for number, row in enumerate(rows, start=1):
+        if isinstance(row, str):
+            problems.append((number, row))
+        elif len(row) == 2:
+            entities.append(row[0].strip(FIELD_BLANKS))
+            ips.append(row[1].strip(FIELD_BLANKS))
             numbers.append(number)
         elif not row or (len(row) == 1 and not row[0].strip()):
             continue  # blank line
@@ -136,8 +153,8 @@ def _rows_from_memory(source: Any) -> tuple[list[str], list[str], np.ndarray, li
         raise SecmlError(
             "expected a path to a CSV file, a DataFrame with 2 columns, or (entity, ip) pairs"
         ) from None
-    entities = ["" if e is None else str(e).strip() for e in entities]
-    ips = [i.strip() if isinstance(i, str) else "" for i in ips]
+    entities = ["" if e is None else str(e).strip(FIELD_BLANKS) for e in entities]
+    ips = [i.strip(FIELD_BLANKS) if isinstance(i, str) else "" for i in ips]
     return entities, ips, np.arange(1, len(entities) + 1, dtype=np.int64), []
 
 
@@ -166,12 +183,19 @@ def load_pairs(source: Any, *, skip_invalid: bool = False, what: str = "input") 
     ip_arr = np.asarray(ips, dtype=object)
     addresses, ok = parse_addresses(ip_arr)
     empty_entity = np.asarray([not e for e in entities], dtype=bool)
-    for i in np.flatnonzero(~ok | empty_entity):
+    if any(CONTROL_CHARACTERS.search(e) for e in entities):
+        control = np.asarray([bool(CONTROL_CHARACTERS.search(e)) for e in entities], dtype=bool)
+    else:
+        control = np.zeros(len(entities), dtype=bool)
+    for i in np.flatnonzero(~ok | empty_entity | control):
         if empty_entity[i]:
             problems.append((int(numbers[i]), "empty entity"))
+        elif control[i]:
+            bad = CONTROL_CHARACTERS.search(entities[i]).group()
+            problems.append((int(numbers[i]), f"entity has a control character ({bad!r})"))
         else:
             problems.append((int(numbers[i]), f"{ip_arr[i]!r} is not an IPv4 or IPv6 address"))
-    keep = ok & ~empty_entity
+    keep = ok & ~empty_entity & ~control
     problems.sort()
     described = [f"{label} {where} {n}: {why}" for n, why in problems[:5]]
     if problems and not skip_invalid:
