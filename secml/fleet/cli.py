@@ -8,7 +8,6 @@ inside the commands.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -130,10 +129,21 @@ def _default_region(args: argparse.Namespace) -> str | None:
 
 
 def _stack_name_from_state(path: Path) -> str | None:
-    try:
-        return json.loads(path.read_text()).get("stack_name")
-    except (OSError, ValueError):
+    """The state file's stack name; None only when there is no state file (a corrupt one or one
+    of the wrong shape is an error of its own, not "no state file")."""
+    from secml.fleet.state import read_state_json
+
+    if not (path.exists() or path.is_symlink()):
         return None
+    return read_state_json(path)["stack_name"]
+
+
+def _check_outputs(args: argparse.Namespace, *inputs: Path | None) -> None:
+    """Before any account is touched: the report and the state file must not be an input."""
+    from secml.outputs import check_output
+
+    check_output(args.report, [args.state, *inputs], option="--report")
+    check_output(args.state, [args.report, *inputs], option="--state")
 
 
 def _check_parallel(args: argparse.Namespace) -> None:
@@ -176,6 +186,7 @@ def run_provision(args: argparse.Namespace) -> int:
     from secml.fleet.state import DEPLOYED, StateFile
 
     _check_parallel(args)
+    _check_outputs(args, args.roster, args.template, args.template / "fleet-package.json")
     targets = read_roster(args.roster, default_region=_default_region(args))
     spec = spec_from_package(
         args.template,
@@ -236,6 +247,7 @@ def run_teardown(args: argparse.Namespace) -> int:
     from secml.fleet.state import DELETE_FAILED, DELETED
 
     _check_parallel(args)
+    _check_outputs(args, args.roster)
     state = _open_state(args)
     targets = _targets_from_state_or_roster(args, state)
     finder = default_leftover_finder()

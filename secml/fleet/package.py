@@ -65,15 +65,37 @@ def load_package(directory: Path) -> tuple[Package, dict[str, Any]]:
             f"{directory} is not a fleet package (no {MANIFEST_NAME}); "
             "run `python -m secml fleet package --out DIR` first"
         )
-    raw = json.loads(manifest_path.read_text())
-    package = Package(
-        stack_name=raw["stack_name"],
-        template=raw["template"],
-        template_key=raw["template_key"],
-        parameters=list(raw["parameters"]),
-        assets=[PackagedAsset(**a) for a in raw["assets"]],
-    )
-    template = json.loads((directory / package.template).read_text())
+    try:
+        raw = json.loads(manifest_path.read_text(encoding="utf-8"))
+        package = Package(
+            stack_name=raw["stack_name"],
+            template=raw["template"],
+            template_key=raw["template_key"],
+            parameters=list(raw["parameters"]),
+            assets=[PackagedAsset(**a) for a in raw["assets"]],
+        )
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise SecmlError(
+            f"{manifest_path}: not readable JSON ({str(exc)[:100] or 'empty file'}); "
+            "run `fleet package` again"
+        ) from None
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise SecmlError(
+            f"{manifest_path}: not a fleet package manifest (missing or wrong {exc}); "
+            "run `fleet package` again"
+        ) from None
+    template_path = directory / package.template
+    try:
+        template = json.loads(template_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SecmlError(
+            f"{manifest_path} names the template {package.template}, which is missing; "
+            "run `fleet package` again"
+        ) from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise SecmlError(f"{template_path}: not a readable template ({str(exc)[:100]})") from None
+    if not isinstance(template, dict) or not isinstance(template.get("Resources"), dict):
+        raise SecmlError(f"{template_path}: not a CloudFormation template (no Resources)")
     return package, template
 
 
