@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from secml.errors import SecmlError
+from secml.outputs import check_output, write_text_atomic
 
 MANIFEST_NAME = "fleet-package.json"
 PREFIX_PLACEHOLDER = "${AssetsBucketPrefix}"
@@ -136,9 +137,15 @@ def _asset_file_name(object_key: str, asset_id: str) -> str:
     return name
 
 
-def _prepare_out(out: Path) -> None:
+def check_out(out: Path) -> None:
+    """Before the synth: DIR must be new, empty or an earlier package (it is replaced)."""
+    check_output(out, option="--out", kind="folder")
     if out.exists() and any(out.iterdir()) and not (out / MANIFEST_NAME).is_file():
         raise SecmlError(f"{out} exists and is not an earlier fleet package; choose an empty DIR")
+
+
+def _prepare_out(out: Path) -> None:
+    check_out(out)
     out.mkdir(parents=True, exist_ok=True)
 
 
@@ -200,9 +207,7 @@ def package_from_assembly(assembly_dir: Path, stack_artifact_id: str, out: Path)
         manifest_path.unlink(missing_ok=True)
         shutil.rmtree(out / "assets", ignore_errors=True)
         os.replace(staging, out / "assets")
-        tmp_manifest = out / f".{MANIFEST_NAME}.tmp"
-        tmp_manifest.write_text(json.dumps(package.to_json(), indent=2) + "\n")
-        os.replace(tmp_manifest, manifest_path)
+        write_text_atomic(manifest_path, json.dumps(package.to_json(), indent=2) + "\n")
         return package
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -216,6 +221,7 @@ def package_app(
     build_app: Callable[..., Any] | None = None,
 ) -> Package:
     """Synthesize the app in fleet mode (cdk-nag runs as part of synth) and package it."""
+    check_out(out)
     if build_app is None:
         from stacks.app import build_app as _build
 
