@@ -90,8 +90,8 @@ def cases(d: Path) -> list[list[str]]:
         ["fleet", "status", "--state", str(d / "missing.json")],
         ["fleet", "teardown", "--state", str(d / "state.json")],
         ["fleet", "stackset", "--template", str(d / "nope"), "--region", "eu-west-1"],
-        # PREFLIGHT["fleet", "preflight", "--roster", str(d / "roster1252.csv")],
-        # PREFLIGHT["fleet", "preflight", "--roster", str(d / "missing.csv")],
+        ["fleet", "preflight", "--roster", str(d / "roster1252.csv")],
+        ["fleet", "preflight", "--roster", str(d / "missing.csv")],
     ]
 
 
