@@ -19,7 +19,7 @@ def test_a_stray_quote_costs_its_own_line_only():
     pairs = load_pairs(_csv(lines), skip_invalid=True)
     assert len(pairs) == 399
     assert pairs.skipped == 1
-    assert pairs.problems[0].startswith("t.csv line 11: malformed CSV")
+    assert pairs.problems[0].startswith("t.csv line 11: malformed CSV: a double quote")
     with pytest.raises(SecmlError, match=r"t\.csv line 11: malformed CSV") as caught:
         load_pairs(_csv(lines))
     assert "more invalid" not in str(caught.value)
@@ -42,19 +42,36 @@ def test_quote_problems_are_reported_at_their_line(bad):
     assert pairs.problems[0].startswith("t.csv line 4:")
 
 
-def test_quoted_fields_the_csv_writer_makes_are_read():
-    pairs = load_pairs(_csv(['"a,b",10.0.0.1', '"say ""hi""",10.0.0.2', "c,10.0.0.3"]))
-    assert list(pairs.entities) == ["a,b", 'say "hi"', "c"]
+def test_tuples_are_plain_csv_as_the_writers_make_them():
+    """The tuple writers never quote (a field with ',' or '"' is skipped there): a quoted
+    line here is refused at its line, like any other line the writers cannot have made."""
+    pairs = load_pairs(_csv(['"a,b",10.0.0.1', "c,10.0.0.3", 'd"e,10.0.0.4']), skip_invalid=True)
+    assert list(pairs.entities) == ["c"] and pairs.skipped == 2
+    memory = load_pairs(
+        [("a,b", "10.0.0.1"), ('q"', "10.0.0.2"), ("c", "10.0.0.3")], skip_invalid=True
+    )
+    assert list(memory.entities) == ["c"] and memory.skipped == 2
 
 
-@pytest.mark.parametrize("control", ["\r", "\x00", "\x1b", "\x7f", "\x85"])
-def test_a_principal_with_a_control_character_is_refused(control):
+@pytest.mark.parametrize("control", ["\r", "\x00", "\x1b", "\x7f", "\x85", "\u2028", "\u200b"])
+def test_a_principal_with_a_non_printable_character_is_refused(control):
     lines = _rows(2) + [f"bad{control}user,10.0.0.9"] + _rows(2, start=2)
     pairs = load_pairs(_csv(lines), skip_invalid=True)
     assert len(pairs) == 4 and pairs.skipped == 1
-    assert "line 3: entity has a control character" in pairs.problems[0]
+    assert "line 3: entity has a non-printable character" in pairs.problems[0]
+
+
+@pytest.mark.parametrize("control", ["\r", "\n", "\x00", "\u2028", "\ud800"])
+def test_in_memory_pairs_follow_the_same_rule(control):
     memory = load_pairs([("a", "10.0.0.1"), (f"b{control}c", "10.0.0.2")], skip_invalid=True)
-    assert memory.skipped == 1
+    assert list(memory.entities) == ["a"] and memory.skipped == 1
+
+
+def test_a_line_feed_inside_a_principal_is_two_lines_each_judged_alone():
+    lines = _rows(2) + ["bad\nuser,10.0.0.9"] + _rows(2, start=2)
+    pairs = load_pairs(_csv(lines), skip_invalid=True)
+    assert pairs.skipped == 1 and "line 3: expected 2 fields" in pairs.problems[0]
+    assert [int(n) for n in pairs.line_numbers] == [1, 2, 4, 5, 6]
 
 
 def test_crlf_line_ends_and_blank_padding_are_fine():

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,23 +74,31 @@ def _read_file(path: Path) -> bytes:
         raise SecmlError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
-# What a principal may not contain: control characters (C0, DEL, C1). A CR or LF inside a
-# principal would split or corrupt a CSV line; the tuple writers skip and count such principals
-# (lambda_src/ingest_common.py), and the reader refuses them, so the two agree.
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# What a tuple field may hold, the rule the tuple writers apply (lambda_src/ingest_common.py,
+# ``tuple_field_ok``) and SageMaker's CSV reader assumes: printable text (str.isprintable(): no
+# control characters, CR/LF included, no line or paragraph separators, lone surrogates or
+# unassigned code points) without ',' or '"': the file is plain, unquoted CSV. A writer skips
+# and counts such a tuple; this reader refuses it at its line, so the two agree.
 FIELD_BLANKS = " \t"
-# RFC 4180 fields, as csv.writer writes them: quoted (quotes inside doubled) or without quotes.
-CSV_LINE = re.compile(r'(?:"(?:[^"]|"")*"|[^",]*)(?:,(?:"(?:[^"]|"")*"|[^",]*))*')
+
+
+def _field_problem(field: str, what: str) -> str | None:
+    if not field:
+        return f"empty {what}"
+    if not field.isprintable():
+        bad = next(c for c in field if not c.isprintable())
+        return f"{what} has a non-printable character (U+{ord(bad):04X})"
+    if "," in field or '"' in field:
+        return f"{what} has a ',' or '\"' (not allowed in a tuple)"
+    return None
 
 
 def _split_line(line: str) -> list[str] | str:
-    """One CSV line's fields, or why it is not a CSV line. Each line is parsed on its own, so a
-    stray quote costs its own line only (a multi-line quoted field is never a valid tuple)."""
-    if '"' not in line:
-        return line.split(",")  # a CR stays in the field, to be refused as a control character
-    if not CSV_LINE.fullmatch(line):
-        return "malformed CSV (a stray or unclosed double quote)"
-    return next(csv.reader([line], strict=True), [])
+    """One line's fields, or why it is not a tuple line. Lines are never joined, so a stray
+    quote or a broken line costs that line only, reported at its own number."""
+    if '"' in line:
+        return "malformed CSV: a double quote (tuples are plain, unquoted CSV: principal,ip)"
+    return line.split(",")
 
 
 def _read_csv_rows(path, raw: bytes) -> tuple[list[str], list[str], np.ndarray, list]:
@@ -104,21 +111,19 @@ def _read_csv_rows(path, raw: bytes) -> tuple[list[str], list[str], np.ndarray, 
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    lines = [line[:-1] if line.endswith("\r") else line for line in lines]  # CRLF line ends
     entities: list[str] = []
     ips: list[str] = []
     numbers: list[int] = []
     problems: list[tuple[int, str]] = []
-    # Without quotes or stray CRs the C reader gives exactly one row per line (fast); otherwise
-    # each line is checked and parsed on its own.
-    plain = '"' not in text and not any("\r" in line for line in lines)
+    # Without quotes or CRs, the C reader splits each line exactly as _split_line would (fast).
+    plain = '"' not in text and "\r" not in text
     rows = csv.reader(lines) if plain else map(_split_line, lines)
     for number, row in enumerate(rows, start=1):
         if isinstance(row, str):
             problems.append((number, row))
         elif len(row) == 2:
             entities.append(row[0].strip(FIELD_BLANKS))
-            ips.append(row[1].strip(FIELD_BLANKS))
+            ips.append(row[1].strip(FIELD_BLANKS).removesuffix("\r"))  # CRLF line ends
             numbers.append(number)
         elif not row or (len(row) == 1 and not row[0].strip()):
             continue  # blank line
@@ -182,20 +187,17 @@ def load_pairs(source: Any, *, skip_invalid: bool = False, what: str = "input") 
     ent = np.asarray(entities, dtype=object)
     ip_arr = np.asarray(ips, dtype=object)
     addresses, ok = parse_addresses(ip_arr)
-    empty_entity = np.asarray([not e for e in entities], dtype=bool)
-    if any(CONTROL_CHARACTERS.search(e) for e in entities):
-        control = np.asarray([bool(CONTROL_CHARACTERS.search(e)) for e in entities], dtype=bool)
-    else:
-        control = np.zeros(len(entities), dtype=bool)
-    for i in np.flatnonzero(~ok | empty_entity | control):
-        if empty_entity[i]:
-            problems.append((int(numbers[i]), "empty entity"))
-        elif control[i]:
-            bad = CONTROL_CHARACTERS.search(entities[i]).group()
-            problems.append((int(numbers[i]), f"entity has a control character ({bad!r})"))
+    # checked once per distinct entity: there are far fewer entities than rows
+    entity_problems = {e: p for e in set(entities) if (p := _field_problem(e, "entity"))}
+    bad_entity = np.zeros(len(entities), dtype=bool)
+    if entity_problems:
+        bad_entity[[i for i, e in enumerate(entities) if e in entity_problems]] = True
+    for i in np.flatnonzero(~ok | bad_entity):
+        if bad_entity[i]:
+            problems.append((int(numbers[i]), entity_problems[entities[i]]))
         else:
             problems.append((int(numbers[i]), f"{ip_arr[i]!r} is not an IPv4 or IPv6 address"))
-    keep = ok & ~empty_entity & ~control
+    keep = ok & ~bad_entity
     problems.sort()
     described = [f"{label} {where} {n}: {why}" for n, why in problems[:5]]
     if problems and not skip_invalid:
