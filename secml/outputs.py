@@ -124,24 +124,22 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
     parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=parent))
     staging.chmod(0o777 & ~_umask())
+    old: Path | None = None
     try:
         yield staging
-        old = None
         if target.exists() or target.is_symlink():
-            old = Path(
-                tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent)
-            )
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=parent))
             os.replace(target, old / "previous")
-        try:
-            os.replace(staging, target)
-        except BaseException:
-            if old is not None:
-                os.replace(old / "previous", target)
-            raise
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        os.replace(staging, target)
+    except BaseException:
+        # Put the previous version back if it was moved aside and the new one is not in place.
+        if old is not None and (old / "previous").exists() and not target.exists():
+            os.replace(old / "previous", target)
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _umask() -> int:
