@@ -120,6 +120,9 @@ def test_verify_clean_without_credentials_is_one_line(monkeypatch, tmp_path, cap
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     assert main(["verify-clean"]) == 2
     assert capsys.readouterr().err.startswith("secml verify-clean: error: no AWS region")
+    for stack in ("", "-x", "a b", "x" * 129):
+        assert main(["verify-clean", "--region", "eu-west-1", f"--stack={stack}"]) == 2
+        assert "is not a CloudFormation stack name" in capsys.readouterr().err
     assert main(["verify-clean", "--region", "eu-west-1"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no AWS credentials" in err
