@@ -84,3 +84,13 @@ def test_an_allocation_failure_during_training_is_one_line(
     assert main(args) == 2
     _one_line(capsys, "out of memory", "need about")
     assert not (tmp_path / "m").exists()
+
+
+def test_encoder_layers_alone_can_be_too_big(
+    train_csv, tmp_path, capsys, monkeypatch, no_data_read
+):
+    monkeypatch.setattr(hyperparameters, "available_memory_bytes", lambda: 8 * 10**9)
+    args = ["train", "--train", str(train_csv), "--model-dir", str(tmp_path / "m")]
+    hp = ["--hp", "vector_dim=4096", "--hp", "num_ip_encoder_layers=100"]
+    assert main([*args, *hp]) == 2
+    _one_line(capsys, "20.1 GB", "num_ip_encoder_layers=100")

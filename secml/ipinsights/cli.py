@@ -88,10 +88,12 @@ def run_train(args: argparse.Namespace) -> int:
     )
     check_model_dir(out)
     hyperparameters: dict = parse_hp_arguments(args.hp)
-    given = {"num_entity_vectors": 1, "vector_dim": 128, **hyperparameters}
-    checked = validate_hyperparameters(given)
-    if "num_entity_vectors" in hyperparameters:
-        check_training_memory(checked)
+    # num_entity_vectors defaults to a count from the data: 1 stands in for it here, so the
+    # memory check is a lower bound until the data is read (checked again below).
+    checked = validate_hyperparameters(
+        {"num_entity_vectors": 1, "vector_dim": 128, **hyperparameters}
+    )
+    check_training_memory(checked)
     started = time.perf_counter()
     pairs = load_pairs(args.train, skip_invalid=args.skip_invalid)
     if pairs.skipped:
