@@ -63,7 +63,9 @@ def check_arguments(args: argparse.Namespace) -> None:
     from secml.errors import SecmlError
     from secml.outputs import check_output
 
-    check_output(args.out, [args.dataset], option="--out", kind="folder")
+    # The report files go into --out next to whatever is there (a dataset included): only a
+    # file in its way, or a file as one of its parents, is wrong.
+    check_output(args.out, option="--out", kind="folder")
     if not math.isfinite(args.threshold_percentile) or not 0 <= args.threshold_percentile <= 100:
         raise SecmlError(
             f"--threshold-percentile must be within 0..100, got {args.threshold_percentile}"
@@ -72,9 +74,6 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise SecmlError(
             f"--vector-dim must be within 4..4096 (as in SageMaker), got {args.vector_dim}"
         )
-    if args.dataset is not None and not args.dataset.is_dir():
-        what = "does not exist" if not args.dataset.exists() else "is not a folder"
-        raise SecmlError(f"--dataset {args.dataset} {what}")
 
 
 def run(args: argparse.Namespace) -> int:
