@@ -165,3 +165,22 @@ def test_package_manifest_empty_or_naming_a_missing_template(workdir, capsys, da
         load_package(workdir / "pkg")
     assert main(provision()) == 2
     one_line(capsys, "fleet provision", needle)
+
+
+def test_error_lines_quote_a_short_prefix_of_a_huge_value(tmp_path, capsys):
+    junk = "9" * 20_000
+    assert (
+        main(["fleet", "preflight", "--roster", str(_write(tmp_path, f"{junk},eu-west-1\n"))]) == 2
+    )
+    assert len(capsys.readouterr().err) < 300
+    assert main(["fleet", "preflight", "--roster", str(_write(tmp_path, f"1,{junk},a,b\n"))]) == 2
+    assert len(capsys.readouterr().err) < 300
+    (tmp_path / "s.json").write_text(json.dumps({"version": junk, "stack_name": "S"}))
+    assert main(["fleet", "status", "--state", str(tmp_path / "s.json")]) == 2
+    assert len(capsys.readouterr().err) < 300
+
+
+def _write(folder, text):
+    path = folder / "roster.csv"
+    path.write_text(text)
+    return path

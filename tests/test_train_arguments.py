@@ -94,3 +94,10 @@ def test_encoder_layers_alone_can_be_too_big(
     hp = ["--hp", "vector_dim=4096", "--hp", "num_ip_encoder_layers=100"]
     assert main([*args, *hp]) == 2
     _one_line(capsys, "20.1 GB", "num_ip_encoder_layers=100")
+
+
+def test_a_huge_hp_value_is_quoted_short(train_csv, tmp_path, capsys, no_data_read):
+    args = ["train", "--train", str(train_csv), "--model-dir", str(tmp_path / "m")]
+    assert main([*args, "--hp", "vector_dim=" + "x" * 20_000]) == 2
+    err = _one_line(capsys, "vector_dim=")
+    assert len(err) < 300

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from secml.errors import SecmlError
+from secml.errors import SecmlError, short
 
 # ASCII digits only: \d would also take full-width or Arabic-Indic digits, which AWS refuses.
 ACCOUNT_RE = re.compile(r"^[0-9]{12}$")
@@ -48,7 +48,8 @@ def parse_roster(text: str, *, default_region: str | None, source: str = "roster
         if header:
             continue  # the header may follow comments and blank lines
         if len(cells) > 3:
-            errors.append(f"line {lineno}: expected account_id[,region][,attendee], got {row!r}")
+            expected = "expected account_id[,region][,attendee]"
+            errors.append(f"line {lineno}: {expected}, got {short(row, 80)}")
             continue
         account = cells[0]
         region = (cells[1] if len(cells) > 1 else "") or (default_region or "")
@@ -59,13 +60,13 @@ def parse_roster(text: str, *, default_region: str | None, source: str = "roster
                 hint = " (it has non-ASCII digits, e.g. full-width ones: type them again)"
             elif account.isdigit() and len(account) < 12:
                 hint = " (a spreadsheet may have dropped leading zeros)"
-            errors.append(f"line {lineno}: account id {account!r} is not 12 digits{hint}")
+            errors.append(f"line {lineno}: account id {short(account)} is not 12 digits{hint}")
             continue
         if not region:
             errors.append(f"line {lineno}: no region and no --region / AWS_REGION default")
             continue
         if not REGION_RE.match(region):
-            errors.append(f"line {lineno}: {region!r} is not a region name like eu-west-1")
+            errors.append(f"line {lineno}: {short(region)} is not a region name like eu-west-1")
             continue
         first = seen.get((account, region))
         if first is not None:

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from secml.errors import SecmlError
+from secml.errors import SecmlError, short
 
 STATE_VERSION = 1
 
@@ -65,13 +65,14 @@ def read_state_json(path: Path) -> dict[str, Any]:
     if not isinstance(raw, dict) or "version" not in raw:
         raise SecmlError(f'{path} is not a fleet state file (no "version" key)')
     if raw.get("version") != STATE_VERSION:
-        raise SecmlError(f"{path}: unknown state version {raw.get('version')!r}")
+        raise SecmlError(f"{path}: unknown state version {short(raw.get('version'))}")
     accounts = raw.get("accounts", {})
     if not isinstance(raw.get("stack_name"), str) or not isinstance(accounts, dict):
         raise SecmlError(f"{path}: not a fleet state file (stack_name or accounts of wrong type)")
     for key, entry in accounts.items():
         if not isinstance(entry, dict):
-            raise SecmlError(f"{path}: account {key!r} is a {type(entry).__name__}, not an object")
+            kind = type(entry).__name__
+            raise SecmlError(f"{path}: account {short(key)} is a {kind}, not an object")
     raw["accounts"] = accounts
     return raw
 
@@ -89,7 +90,8 @@ class StateFile:
         raw = read_state_json(self.path)
         if raw.get("stack_name") != self.stack_name:
             raise SecmlError(
-                f"{self.path} records stack {raw.get('stack_name')!r}, not {self.stack_name!r}; "
+                f"{self.path} records stack {short(raw.get('stack_name'))}, "
+                f"not {self.stack_name!r}; "
                 "use --state to pick another file"
             )
         known = set(AccountState.__dataclass_fields__)
@@ -97,7 +99,9 @@ class StateFile:
             try:
                 self.accounts[key] = AccountState(**{k: v for k, v in entry.items() if k in known})
             except TypeError as exc:  # account_id or region missing
-                raise SecmlError(f"{self.path}: account {key!r} is incomplete ({exc})") from None
+                raise SecmlError(
+                    f"{self.path}: account {short(key)} is incomplete ({exc})"
+                ) from None
 
     def get(self, key: str) -> AccountState | None:
         with self._lock:

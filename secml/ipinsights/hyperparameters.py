@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from secml.errors import SecmlError
+from secml.errors import SecmlError, short
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ SPECS: dict[str, HyperparameterSpec] = {
 
 def _coerce(spec: HyperparameterSpec, value: Any) -> int | float:
     """Accept what SageMaker accepts: numbers, or their string form ("128", "1e-3")."""
-    bad = SecmlError(f"hyperparameter {spec.name}={value!r}: must be {spec.describe()}")
+    bad = SecmlError(f"hyperparameter {spec.name}={short(value)}: must be {spec.describe()}")
     if isinstance(value, bool):
         raise bad
     if isinstance(value, str):
@@ -110,7 +110,7 @@ def parse_hp_arguments(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name.strip() or not value.strip():
-            raise SecmlError(f"--hp {pair!r}: expected name=value, e.g. --hp vector_dim=128")
+            raise SecmlError(f"--hp {short(pair)}: expected name=value, e.g. --hp vector_dim=128")
         parsed[name.strip()] = value.strip()
     return parsed
 
