@@ -101,6 +101,57 @@ class ScoredFinding:
     scenario: str = ""
 
 
+TRUTH_LABELS = (MALICIOUS, BENIGN)
+
+
+def parse_truth(raw: bytes | str, source: str = "truth.csv") -> dict[str, dict[str, str]]:
+    """truth.csv (``finding_id,...,label,...`` with a header) to {finding id: row}.
+
+    Spreadsheets add a UTF-8 BOM and may capitalise: the BOM is dropped, column names and labels
+    are compared without case or surrounding blanks. Anything else wrong is one line naming the
+    line: a label other than malicious / benign, a finding listed twice, a missing id.
+    """
+    import csv
+    import io
+
+    from secml.errors import SecmlError
+
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            line = raw.count(b"\n", 0, exc.start) + 1
+            raise SecmlError(f"{source} line {line}: not UTF-8 text") from None
+    text = raw.removeprefix("\ufeff")
+    reader = csv.reader(io.StringIO(text))
+    header = [c.strip().lower() for c in next(reader, [])]
+    if "finding_id" not in header or "label" not in header:
+        raise SecmlError(f"{source}: expected a header with the columns finding_id and label")
+    truth: dict[str, dict[str, str]] = {}
+    for row in reader:
+        line = reader.line_num
+        if not any(c.strip() for c in row):
+            continue
+        if len(row) != len(header):
+            raise SecmlError(
+                f"{source} line {line}: {len(row)} fields, the header has {len(header)}"
+            )
+        record = {k: v.strip() for k, v in zip(header, row, strict=True)}
+        record["label"] = record["label"].lower()
+        if record["label"] not in TRUTH_LABELS:
+            raise SecmlError(
+                f"{source} line {line}: label {record['label'][:40]!r} is not "
+                f"{' or '.join(TRUTH_LABELS)}"
+            )
+        finding = record["finding_id"]
+        if not finding:
+            raise SecmlError(f"{source} line {line}: empty finding_id")
+        if finding in truth:
+            raise SecmlError(f"{source} line {line}: finding {finding[:40]!r} is listed twice")
+        truth[finding] = record
+    return truth
+
+
 def score_finding(
     pairs: Iterable[Pair], pair_scores: Mapping[Pair, float]
 ) -> tuple[Pair, float] | None:

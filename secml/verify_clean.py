@@ -9,6 +9,7 @@ endpoints, endpoint configs, models and running jobs. Prints each leftover, exit
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from dataclasses import dataclass
 
@@ -140,9 +141,20 @@ def find_leftovers(session, stack: str) -> list[Leftover]:
     return sorted(by_name.values())
 
 
+# CloudFormation's stack-name rule: an empty or odd name would match other stacks' resources by
+# prefix (every function name starts with "").
+STACK_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,127}")
+
+
 def run(args: argparse.Namespace) -> int:
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    if not STACK_NAME_RE.fullmatch(args.stack):
+        raise SecmlError(
+            f"--stack {args.stack[:60]!r} is not a CloudFormation stack name "
+            "(a letter, then letters, digits and hyphens, at most 128)"
+        )
 
     session = boto3.session.Session(region_name=args.region)
     region = session.region_name

@@ -205,3 +205,25 @@ def test_asset_readers_read_only_the_templates_own_prefix(workshop_package):
     assert [s["Resource"]["Fn::Join"][1][3:] for s in prefix_wide] == [
         [{"Ref": "AssetsBucketName"}, "/", {"Ref": "AssetsBucketPrefix"}, "*"]
     ]
+
+
+def test_facilitator_contentspec_snippet_matches_the_packaged_template(workshop_package):
+    """docs/facilitator.md's Workshop Studio snippet maps exactly the template's parameters."""
+    import yaml
+
+    _, package, template = workshop_package
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "facilitator.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", doc, flags=re.S)
+    (snippet,) = [yaml.safe_load(b) for b in blocks if "cloudformationTemplates" in b]
+    (entry,) = snippet["infrastructure"]["cloudformationTemplates"]
+    assert entry["templateLocation"] == f"static/{package.template_key}"
+    mapped = {p["templateParameter"]: p["defaultValue"] for p in entry["parameters"]}
+    declared = template["Parameters"]
+    assert set(mapped) <= set(declared), "the snippet maps a parameter the template lacks"
+    required = {name for name, spec in declared.items() if "Default" not in spec}
+    assert required <= set(mapped), "a parameter without a default is not mapped"
+    assert mapped == {
+        "AssetsBucketName": "{{.AssetsBucketName}}",
+        "AssetsBucketPrefix": "{{.AssetsBucketPrefix}}",
+        "ParticipantRoleName": "WSParticipantRole",
+    }

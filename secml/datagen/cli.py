@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from secml.errors import SecmlError
+from secml.outputs import atomic_directory, check_output
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,16 +27,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from secml.datagen.generate import DEFAULT_SEED, PRESETS, generate
 
-    out: Path = args.out
-    if out.exists() and not out.is_dir():
-        raise SecmlError(f"--out {out} exists and is not a folder")
+    out: Path = check_output(args.out, option="--out", kind="folder")
     if out.is_dir() and any(out.iterdir()):
         raise SecmlError(f"--out {out} is not empty (generation never mixes two datasets)")
     seed = DEFAULT_SEED if args.seed is None else args.seed
     if seed < 0:
         raise SecmlError("--seed must be >= 0")
     started = time.perf_counter()
-    s = generate(PRESETS[args.preset], out, seed)
+    # Written beside --out and renamed into place when complete: an interrupted run leaves no
+    # half dataset that a later demo or upload would take for a whole one.
+    with atomic_directory(out) as staging:
+        s = generate(PRESETS[args.preset], staging, seed)
     took = time.perf_counter() - started
     print(
         f"wrote {s.records:,} CloudTrail records in {s.files:,} files "

@@ -56,6 +56,26 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+    """What can be wrong with the arguments, found before minutes of synth, ingest and training."""
+    import math
+
+    from secml.errors import SecmlError
+    from secml.outputs import check_output
+
+    # The report files go into --out next to whatever is there (a dataset included): only a
+    # file in its way, or a file as one of its parents, is wrong.
+    check_output(args.out, option="--out", kind="folder")
+    if not math.isfinite(args.threshold_percentile) or not 0 <= args.threshold_percentile <= 100:
+        raise SecmlError(
+            f"--threshold-percentile must be within 0..100, got {args.threshold_percentile}"
+        )
+    if not 4 <= args.vector_dim <= 4096:
+        raise SecmlError(
+            f"--vector-dim must be within 4..4096 (as in SageMaker), got {args.vector_dim}"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -69,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         raise SecmlError(f"--epochs must be at least 1, got {args.epochs}")
     if args.backend == "aws" and not args.stack:
         raise SecmlError("--backend aws needs --stack NAME (the deployed stack)")
+    check_arguments(args)
     options = DemoOptions(
         out=args.out,
         preset=args.preset,

@@ -198,13 +198,10 @@ def read_findings(bucket: str, prefix: str) -> list[dict]:
 
 def read_truth(s3, bucket: str, key: str) -> dict[str, dict[str, str]]:
     try:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except s3.exceptions.NoSuchKey:
         return {}
-    reader = csv.DictReader(io.StringIO(body))
-    if "finding_id" not in (reader.fieldnames or []) or "label" not in (reader.fieldnames or []):
-        raise SecmlError(f"s3://{bucket}/{key}: expected columns finding_id and label")
-    return {row["finding_id"]: row for row in reader}
+    return analysis.parse_truth(body, f"s3://{bucket}/{key}")
 
 
 def list_buckets(s3, buckets: list[str]) -> dict[str, list[tuple[str, int]]]:

@@ -1,4 +1,4 @@
-"""`python -m secml fleet package|provision|status|teardown|stackset`.
+"""`python -m secml fleet package|preflight|provision|status|teardown|stackset`.
 
 Facilitator tooling for one workshop environment per attendee account
 (docs/facilitator.md, "Facilitators: many accounts"). boto3, rich and the CDK are imported
@@ -8,7 +8,6 @@ inside the commands.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -53,6 +52,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--region", help="for roster lines without one (default: AWS_REGION)")
         p.add_argument("--poll-seconds", type=float, default=15.0, help=argparse.SUPPRESS)
         p.add_argument("--timeout-minutes", type=float, default=60.0)
+
+    p = sub.add_parser(
+        "preflight",
+        help="the day before: check every roster account (region, GuardDuty, SageMaker quotas)",
+        description="Check each roster account for what the workshop needs: the region, "
+        "GuardDuty (none, or enabled; not suspended) and the SageMaker instance quotas of the "
+        "notebook, the training job and the endpoint. Exit 1 if any account is not ready.",
+    )
+    p.add_argument("--roster", type=Path, required=True, metavar="FILE")
+    p.add_argument("--role-name", default=DEFAULT_ROLE, help="role to assume in each account")
+    p.add_argument("--external-id", help="sts:ExternalId, if the role requires one")
+    p.add_argument("--parallel", type=int, default=20, help="accounts at a time (default 20)")
+    p.add_argument("--region", help="for roster lines without one (default: AWS_REGION)")
+    p.add_argument("--notebook-instance-type", default="ml.t3.medium")
+    p.add_argument("--training-instance-type", default="ml.m5.large")
+    p.add_argument("--endpoint-instance-type", default="ml.m5.large")
+    p.set_defaults(func=run_preflight)
 
     p = sub.add_parser("provision", help="create or update the stack in every roster account")
     accounts_args(p, roster_required=True)
@@ -130,10 +146,21 @@ def _default_region(args: argparse.Namespace) -> str | None:
 
 
 def _stack_name_from_state(path: Path) -> str | None:
-    try:
-        return json.loads(path.read_text()).get("stack_name")
-    except (OSError, ValueError):
+    """The state file's stack name; None only when there is no state file (a corrupt one or one
+    of the wrong shape is an error of its own, not "no state file")."""
+    from secml.fleet.state import read_state_json
+
+    if not (path.exists() or path.is_symlink()):
         return None
+    return read_state_json(path)["stack_name"]
+
+
+def _check_outputs(args: argparse.Namespace, *inputs: Path | None) -> None:
+    """Before any account is touched: the report and the state file must not be an input."""
+    from secml.outputs import check_output
+
+    check_output(args.report, [args.state, *inputs], option="--report")
+    check_output(args.state, [args.report, *inputs], option="--state")
 
 
 def _check_parallel(args: argparse.Namespace) -> None:
@@ -169,6 +196,26 @@ def _print_summary(verb: str, summary: Any, report: Path | None) -> None:
         print(f"report: {report}")
 
 
+def run_preflight(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from secml.fleet.aws import AssumedRoleSessions
+    from secml.fleet.preflight import instance_needs, preflight, render_table
+    from secml.fleet.roster import read_roster
+
+    _check_parallel(args)
+    targets = read_roster(args.roster, default_region=_default_region(args))
+    needs = instance_needs(
+        args.notebook_instance_type, args.training_instance_type, args.endpoint_instance_type
+    )
+    sessions = AssumedRoleSessions(args.role_name, external_id=args.external_id)
+    results = preflight(targets, sessions, needs, parallel=args.parallel)
+    Console().print(render_table(results, f"preflight: {args.roster}"))
+    not_ready = sum(1 for r in results if not r.ready)
+    print(f"preflight: {len(results) - not_ready} of {len(results)} account(s) ready")
+    return 1 if not_ready else 0
+
+
 def run_provision(args: argparse.Namespace) -> int:
     from secml.fleet.roster import read_roster
     from secml.fleet.runner import write_report
@@ -176,6 +223,7 @@ def run_provision(args: argparse.Namespace) -> int:
     from secml.fleet.state import DEPLOYED, StateFile
 
     _check_parallel(args)
+    _check_outputs(args, args.roster, args.template, args.template / "fleet-package.json")
     targets = read_roster(args.roster, default_region=_default_region(args))
     spec = spec_from_package(
         args.template,
@@ -236,6 +284,7 @@ def run_teardown(args: argparse.Namespace) -> int:
     from secml.fleet.state import DELETE_FAILED, DELETED
 
     _check_parallel(args)
+    _check_outputs(args, args.roster)
     state = _open_state(args)
     targets = _targets_from_state_or_roster(args, state)
     finder = default_leftover_finder()

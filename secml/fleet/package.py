@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from secml.errors import SecmlError
+from secml.outputs import check_output, write_text_atomic
 
 MANIFEST_NAME = "fleet-package.json"
 PREFIX_PLACEHOLDER = "${AssetsBucketPrefix}"
@@ -65,15 +66,37 @@ def load_package(directory: Path) -> tuple[Package, dict[str, Any]]:
             f"{directory} is not a fleet package (no {MANIFEST_NAME}); "
             "run `python -m secml fleet package --out DIR` first"
         )
-    raw = json.loads(manifest_path.read_text())
-    package = Package(
-        stack_name=raw["stack_name"],
-        template=raw["template"],
-        template_key=raw["template_key"],
-        parameters=list(raw["parameters"]),
-        assets=[PackagedAsset(**a) for a in raw["assets"]],
-    )
-    template = json.loads((directory / package.template).read_text())
+    try:
+        raw = json.loads(manifest_path.read_text(encoding="utf-8"))
+        package = Package(
+            stack_name=raw["stack_name"],
+            template=raw["template"],
+            template_key=raw["template_key"],
+            parameters=list(raw["parameters"]),
+            assets=[PackagedAsset(**a) for a in raw["assets"]],
+        )
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise SecmlError(
+            f"{manifest_path}: not readable JSON ({str(exc)[:100] or 'empty file'}); "
+            "run `fleet package` again"
+        ) from None
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise SecmlError(
+            f"{manifest_path}: not a fleet package manifest (missing or wrong {exc}); "
+            "run `fleet package` again"
+        ) from None
+    template_path = directory / package.template
+    try:
+        template = json.loads(template_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SecmlError(
+            f"{manifest_path} names the template {package.template}, which is missing; "
+            "run `fleet package` again"
+        ) from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise SecmlError(f"{template_path}: not a readable template ({str(exc)[:100]})") from None
+    if not isinstance(template, dict) or not isinstance(template.get("Resources"), dict):
+        raise SecmlError(f"{template_path}: not a CloudFormation template (no Resources)")
     return package, template
 
 
@@ -114,9 +137,15 @@ def _asset_file_name(object_key: str, asset_id: str) -> str:
     return name
 
 
-def _prepare_out(out: Path) -> None:
+def check_out(out: Path) -> None:
+    """Before the synth: DIR must be new, empty or an earlier package (it is replaced)."""
+    check_output(out, option="--out", kind="folder")
     if out.exists() and any(out.iterdir()) and not (out / MANIFEST_NAME).is_file():
         raise SecmlError(f"{out} exists and is not an earlier fleet package; choose an empty DIR")
+
+
+def _prepare_out(out: Path) -> None:
+    check_out(out)
     out.mkdir(parents=True, exist_ok=True)
 
 
@@ -178,9 +207,7 @@ def package_from_assembly(assembly_dir: Path, stack_artifact_id: str, out: Path)
         manifest_path.unlink(missing_ok=True)
         shutil.rmtree(out / "assets", ignore_errors=True)
         os.replace(staging, out / "assets")
-        tmp_manifest = out / f".{MANIFEST_NAME}.tmp"
-        tmp_manifest.write_text(json.dumps(package.to_json(), indent=2) + "\n")
-        os.replace(tmp_manifest, manifest_path)
+        write_text_atomic(manifest_path, json.dumps(package.to_json(), indent=2) + "\n")
         return package
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -194,6 +221,7 @@ def package_app(
     build_app: Callable[..., Any] | None = None,
 ) -> Package:
     """Synthesize the app in fleet mode (cdk-nag runs as part of synth) and package it."""
+    check_out(out)
     if build_app is None:
         from stacks.app import build_app as _build
 

@@ -11,9 +11,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from secml.errors import SecmlError
+from secml.errors import SecmlError, short
 
-ACCOUNT_RE = re.compile(r"^\d{12}$")
+# ASCII digits only: \d would also take full-width or Arabic-Indic digits, which AWS refuses.
+ACCOUNT_RE = re.compile(r"^[0-9]{12}$")
 # us-east-1, eu-central-2, ap-southeast-4, us-gov-west-1, cn-north-1, us-isob-east-1, ...
 REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
 MAX_REPORTED = 10
@@ -35,31 +36,37 @@ def parse_roster(text: str, *, default_region: str | None, source: str = "roster
     targets: list[Target] = []
     errors: list[str] = []
     seen: dict[tuple[str, str], int] = {}
-    for lineno, row in enumerate(csv.reader(text.splitlines()), start=1):
+    first_row = True
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        # line by line, so a stray quote cannot swallow the lines after it
+        row = next(csv.reader([line]), [])
         cells = [c.strip() for c in row]
         if not cells or not any(cells) or cells[0].startswith("#"):
             continue
-        if lineno == 1 and cells[0].lower().replace(" ", "_") in ("account_id", "account"):
-            continue
+        header = first_row and cells[0].lower().replace(" ", "_") in ("account_id", "account")
+        first_row = False
+        if header:
+            continue  # the header may follow comments and blank lines
         if len(cells) > 3:
-            errors.append(f"line {lineno}: expected account_id[,region][,attendee], got {row!r}")
+            expected = "expected account_id[,region][,attendee]"
+            errors.append(f"line {lineno}: {expected}, got {short(row, 80)}")
             continue
         account = cells[0]
         region = (cells[1] if len(cells) > 1 else "") or (default_region or "")
         attendee = cells[2] if len(cells) > 2 else ""
         if not ACCOUNT_RE.match(account):
-            hint = (
-                " (a spreadsheet may have dropped leading zeros)"
-                if account.isdigit() and len(account) < 12
-                else ""
-            )
-            errors.append(f"line {lineno}: account id {account!r} is not 12 digits{hint}")
+            hint = ""
+            if account.isdigit() and not account.isascii():
+                hint = " (it has non-ASCII digits, e.g. full-width ones: type them again)"
+            elif account.isdigit() and len(account) < 12:
+                hint = " (a spreadsheet may have dropped leading zeros)"
+            errors.append(f"line {lineno}: account id {short(account)} is not 12 digits{hint}")
             continue
         if not region:
             errors.append(f"line {lineno}: no region and no --region / AWS_REGION default")
             continue
         if not REGION_RE.match(region):
-            errors.append(f"line {lineno}: {region!r} is not a region name like eu-west-1")
+            errors.append(f"line {lineno}: {short(region)} is not a region name like eu-west-1")
             continue
         first = seen.get((account, region))
         if first is not None:
@@ -77,7 +84,15 @@ def parse_roster(text: str, *, default_region: str | None, source: str = "roster
 
 def read_roster(path: Path, *, default_region: str | None) -> list[Target]:
     try:
-        text = path.read_text(encoding="utf-8-sig")  # Excel writes a BOM
+        raw = path.read_bytes()
     except OSError as exc:
-        raise SecmlError(f"cannot read roster {path}: {exc.strerror or exc}") from exc
+        raise SecmlError(f"cannot read roster {path}: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8-sig")  # Excel's "CSV UTF-8" writes a BOM
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise SecmlError(
+            f'{path} line {line}: not UTF-8 text (Excel\'s plain "CSV" is Windows-1252: '
+            'save as "CSV UTF-8")'
+        ) from None
     return parse_roster(text, default_region=default_region, source=str(path))

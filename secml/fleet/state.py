@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from secml.errors import SecmlError
+from secml.errors import SecmlError, short
 
 STATE_VERSION = 1
 
@@ -49,6 +49,34 @@ class AccountState:
         return f"{self.account_id}/{self.region}"
 
 
+def read_state_json(path: Path) -> dict[str, Any]:
+    """The state file's JSON, checked for shape: a corrupt or foreign file is one clear line
+    (never taken for "no state file", and never overwritten by a run)."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SecmlError(f"no state file {path}") from None
+    except IsADirectoryError:
+        raise SecmlError(f"state file {path} is a folder") from None
+    except OSError as exc:
+        raise SecmlError(f"cannot read state file {path}: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise SecmlError(f"state file {path} is corrupt (not JSON: {str(exc)[:100]})") from None
+    if not isinstance(raw, dict) or "version" not in raw:
+        raise SecmlError(f'{path} is not a fleet state file (no "version" key)')
+    if raw.get("version") != STATE_VERSION:
+        raise SecmlError(f"{path}: unknown state version {short(raw.get('version'))}")
+    accounts = raw.get("accounts", {})
+    if not isinstance(raw.get("stack_name"), str) or not isinstance(accounts, dict):
+        raise SecmlError(f"{path}: not a fleet state file (stack_name or accounts of wrong type)")
+    for key, entry in accounts.items():
+        if not isinstance(entry, dict):
+            kind = type(entry).__name__
+            raise SecmlError(f"{path}: account {short(key)} is a {kind}, not an object")
+    raw["accounts"] = accounts
+    return raw
+
+
 class StateFile:
     def __init__(self, path: Path, stack_name: str) -> None:
         self.path = path
@@ -59,20 +87,21 @@ class StateFile:
             self._load()
 
     def _load(self) -> None:
-        try:
-            raw = json.loads(self.path.read_text())
-        except (OSError, ValueError) as exc:
-            raise SecmlError(f"cannot read state file {self.path}: {exc}") from exc
-        if raw.get("version") != STATE_VERSION:
-            raise SecmlError(f"{self.path}: unknown state version {raw.get('version')!r}")
+        raw = read_state_json(self.path)
         if raw.get("stack_name") != self.stack_name:
             raise SecmlError(
-                f"{self.path} records stack {raw.get('stack_name')!r}, not {self.stack_name!r}; "
+                f"{self.path} records stack {short(raw.get('stack_name'))}, "
+                f"not {self.stack_name!r}; "
                 "use --state to pick another file"
             )
         known = set(AccountState.__dataclass_fields__)
-        for key, entry in raw.get("accounts", {}).items():
-            self.accounts[key] = AccountState(**{k: v for k, v in entry.items() if k in known})
+        for key, entry in raw["accounts"].items():
+            try:
+                self.accounts[key] = AccountState(**{k: v for k, v in entry.items() if k in known})
+            except TypeError as exc:  # account_id or region missing
+                raise SecmlError(
+                    f"{self.path}: account {short(key)} is incomplete ({exc})"
+                ) from None
 
     def get(self, key: str) -> AccountState | None:
         with self._lock:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 
 def register(subparsers) -> None:
@@ -72,10 +71,29 @@ def _setup_logging() -> None:
 def run_train(args: argparse.Namespace) -> int:
     from secml.errors import SecmlError
     from secml.ipinsights.data import load_pairs
-    from secml.ipinsights.hyperparameters import parse_hp_arguments
+    from secml.ipinsights.hyperparameters import (
+        check_training_memory,
+        format_bytes,
+        parse_hp_arguments,
+        training_memory_bytes,
+        validate_hyperparameters,
+    )
+    from secml.ipinsights.model import check_model_dir
+    from secml.outputs import check_output
 
     _setup_logging()
+    # Everything that can be checked without the data is checked before reading it.
+    out = check_output(
+        args.model_dir, [args.train, args.validation], option="--model-dir", kind="folder"
+    )
+    check_model_dir(out)
     hyperparameters: dict = parse_hp_arguments(args.hp)
+    # num_entity_vectors defaults to a count from the data: 1 stands in for it here, so the
+    # memory check is a lower bound until the data is read (checked again below).
+    checked = validate_hyperparameters(
+        {"num_entity_vectors": 1, "vector_dim": 128, **hyperparameters}
+    )
+    check_training_memory(checked)
     started = time.perf_counter()
     pairs = load_pairs(args.train, skip_invalid=args.skip_invalid)
     if pairs.skipped:
@@ -97,10 +115,18 @@ def run_train(args: argparse.Namespace) -> int:
     from secml.ipinsights.model import IPInsights
 
     model = IPInsights(seed=args.seed, device=args.device, **hyperparameters)
-    out = Path(args.model_dir)
-    if out.exists() and not out.is_dir():
-        raise SecmlError(f"--model-dir {out}: exists and is not a directory")
-    history = model.fit(pairs, validation, progress=sys.stderr.isatty())
+    check_training_memory(model.hyperparameters)
+    try:
+        history = model.fit(pairs, validation, progress=sys.stderr.isatty())
+    except (MemoryError, RuntimeError) as exc:
+        text = str(exc).lower()
+        if not isinstance(exc, MemoryError) and "alloc" not in text and "out of memory" not in text:
+            raise
+        need = training_memory_bytes(model.hyperparameters)
+        raise SecmlError(
+            f"out of memory while training: the tables alone need about {format_bytes(need)} "
+            "(weights and Adam state); lower num_entity_vectors or vector_dim"
+        ) from None
     model.save(out)
     last = history[-1]
     extra = ""

@@ -74,6 +74,33 @@ def _read_file(path: Path) -> bytes:
         raise SecmlError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
+# What a tuple field may hold, the rule the tuple writers apply (lambda_src/ingest_common.py,
+# ``tuple_field_ok``) and SageMaker's CSV reader assumes: printable text (str.isprintable(): no
+# control characters, CR/LF included, no line or paragraph separators, lone surrogates or
+# unassigned code points) without ',' or '"': the file is plain, unquoted CSV. A writer skips
+# and counts such a tuple; this reader refuses it at its line, so the two agree.
+FIELD_BLANKS = " \t"
+
+
+def _field_problem(field: str, what: str) -> str | None:
+    if not field:
+        return f"empty {what}"
+    if not field.isprintable():
+        bad = next(c for c in field if not c.isprintable())
+        return f"{what} has a non-printable character (U+{ord(bad):04X})"
+    if "," in field or '"' in field:
+        return f"{what} has a ',' or '\"' (not allowed in a tuple)"
+    return None
+
+
+def _split_line(line: str) -> list[str] | str:
+    """One line's fields, or why it is not a tuple line. Lines are never joined, so a stray
+    quote or a broken line costs that line only, reported at its own number."""
+    if '"' in line:
+        return "malformed CSV: a double quote (tuples are plain, unquoted CSV: principal,ip)"
+    return line.split(",")
+
+
 def _read_csv_rows(path, raw: bytes) -> tuple[list[str], list[str], np.ndarray, list]:
     """Split a headerless CSV into (entities, ips, line numbers, [(line, problem)])."""
     try:
@@ -84,24 +111,19 @@ def _read_csv_rows(path, raw: bytes) -> tuple[list[str], list[str], np.ndarray, 
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    lines = [line[:-1] if line.endswith("\r") else line for line in lines]
     entities: list[str] = []
     ips: list[str] = []
     numbers: list[int] = []
     problems: list[tuple[int, str]] = []
-    reader = csv.reader(lines, strict=True)
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            problems.append((reader.line_num, f"malformed CSV ({exc})"))
-            continue
-        number = reader.line_num  # one input line per record: this is the file's line number
-        if len(row) == 2:
-            entities.append(row[0].strip())
-            ips.append(row[1].strip())
+    # Without quotes or CRs, the C reader splits each line exactly as _split_line would (fast).
+    plain = '"' not in text and "\r" not in text
+    rows = csv.reader(lines) if plain else map(_split_line, lines)
+    for number, row in enumerate(rows, start=1):
+        if isinstance(row, str):
+            problems.append((number, row))
+        elif len(row) == 2:
+            entities.append(row[0].strip(FIELD_BLANKS))
+            ips.append(row[1].strip(FIELD_BLANKS).removesuffix("\r"))  # CRLF line ends
             numbers.append(number)
         elif not row or (len(row) == 1 and not row[0].strip()):
             continue  # blank line
@@ -136,8 +158,8 @@ def _rows_from_memory(source: Any) -> tuple[list[str], list[str], np.ndarray, li
         raise SecmlError(
             "expected a path to a CSV file, a DataFrame with 2 columns, or (entity, ip) pairs"
         ) from None
-    entities = ["" if e is None else str(e).strip() for e in entities]
-    ips = [i.strip() if isinstance(i, str) else "" for i in ips]
+    entities = ["" if e is None else str(e).strip(FIELD_BLANKS) for e in entities]
+    ips = [i.strip(FIELD_BLANKS) if isinstance(i, str) else "" for i in ips]
     return entities, ips, np.arange(1, len(entities) + 1, dtype=np.int64), []
 
 
@@ -165,13 +187,17 @@ def load_pairs(source: Any, *, skip_invalid: bool = False, what: str = "input") 
     ent = np.asarray(entities, dtype=object)
     ip_arr = np.asarray(ips, dtype=object)
     addresses, ok = parse_addresses(ip_arr)
-    empty_entity = np.asarray([not e for e in entities], dtype=bool)
-    for i in np.flatnonzero(~ok | empty_entity):
-        if empty_entity[i]:
-            problems.append((int(numbers[i]), "empty entity"))
+    # checked once per distinct entity: there are far fewer entities than rows
+    entity_problems = {e: p for e in set(entities) if (p := _field_problem(e, "entity"))}
+    bad_entity = np.zeros(len(entities), dtype=bool)
+    if entity_problems:
+        bad_entity[[i for i, e in enumerate(entities) if e in entity_problems]] = True
+    for i in np.flatnonzero(~ok | bad_entity):
+        if bad_entity[i]:
+            problems.append((int(numbers[i]), entity_problems[entities[i]]))
         else:
             problems.append((int(numbers[i]), f"{ip_arr[i]!r} is not an IPv4 or IPv6 address"))
-    keep = ok & ~empty_entity
+    keep = ok & ~bad_entity
     problems.sort()
     described = [f"{label} {where} {n}: {why}" for n, why in problems[:5]]
     if problems and not skip_invalid:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from secml.errors import SecmlError
+from secml.errors import SecmlError, short
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ SPECS: dict[str, HyperparameterSpec] = {
 
 def _coerce(spec: HyperparameterSpec, value: Any) -> int | float:
     """Accept what SageMaker accepts: numbers, or their string form ("128", "1e-3")."""
-    bad = SecmlError(f"hyperparameter {spec.name}={value!r}: must be {spec.describe()}")
+    bad = SecmlError(f"hyperparameter {spec.name}={short(value)}: must be {spec.describe()}")
     if isinstance(value, bool):
         raise bad
     if isinstance(value, str):
@@ -110,6 +110,67 @@ def parse_hp_arguments(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name.strip() or not value.strip():
-            raise SecmlError(f"--hp {pair!r}: expected name=value, e.g. --hp vector_dim=128")
+            raise SecmlError(f"--hp {short(pair)}: expected name=value, e.g. --hp vector_dim=128")
         parsed[name.strip()] = value.strip()
     return parsed
+
+
+# float32 weights plus Adam's two moment tables (trainer.py keeps m and v for every table).
+BYTES_PER_PARAMETER = 4 * 3
+
+
+def training_memory_bytes(hp: Mapping[str, Any], ip_table_rows: int = 0) -> int:
+    """What the tables of a model with these hyperparameters take while training.
+
+    The entity table, the address table (``ip_table_rows`` is only known once the data is read)
+    and the encoder layers, each with its Adam state. Batches and the data itself come on top.
+    """
+    dim = int(hp["vector_dim"])
+    layers = int(hp.get("num_ip_encoder_layers", 1)) * (dim * dim + dim)
+    parameters = int(hp["num_entity_vectors"]) * dim + ip_table_rows * dim + layers
+    return parameters * BYTES_PER_PARAMETER
+
+
+def available_memory_bytes() -> int | None:
+    """MemAvailable from /proc/meminfo (Linux), else physical memory, else None (unknown)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import os
+
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def format_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError("unreachable")
+
+
+def check_training_memory(
+    hp: Mapping[str, Any], ip_table_rows: int = 0, available: int | None = None
+) -> None:
+    """Refuse, before any allocation, hyperparameters whose tables do not fit in memory.
+
+    Values inside the documented ranges can still ask for terabytes (num_entity_vectors may be
+    250 million, vector_dim 4096); Linux overcommits, so without this check the process is
+    killed half-way through instead of getting a clear line.
+    """
+    need = training_memory_bytes(hp, ip_table_rows)
+    have = available_memory_bytes() if available is None else available
+    if have is not None and need > have:
+        raise SecmlError(
+            f"num_entity_vectors={hp['num_entity_vectors']}, vector_dim={hp['vector_dim']}, "
+            f"num_ip_encoder_layers={hp.get('num_ip_encoder_layers', 1)}: the model's tables "
+            f"need about {format_bytes(need)} to train (weights and Adam state), this machine "
+            f"has {format_bytes(have)} available; lower num_entity_vectors or vector_dim"
+        )

@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import sys
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from secml.ipinsights.trainer import (
     TrainData,
     Trainer,
 )
+from secml.outputs import atomic_directory
 
 log = logging.getLogger("secml.ipinsights")
 
@@ -367,14 +369,17 @@ class IPInsights:
 
     # -------------------------------------------------------------------------- persistence
     def save(self, directory) -> Path:
-        """weights (model.pt), hyperparameters.json, engine.json, address vocabulary."""
+        """weights (model.pt), hyperparameters.json, engine.json, address vocabulary.
+
+        The files are written into a temporary sibling folder that then replaces ``directory``
+        whole (``secml.outputs.atomic_directory``): an interrupted retrain leaves the previous
+        model or the new one, never a mix. A non-empty folder that is not a model is refused
+        rather than replaced.
+        """
         self._require_trained()
         path = Path(directory)
-        path.mkdir(parents=True, exist_ok=True)
+        check_model_dir(path)
         state = {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
-        torch.save(state, path / "model.pt")
-        np.savez(path / "encoder.npz", known_hashes=self.known_hashes, **self.indexer.arrays)
-        (path / "hyperparameters.json").write_text(json.dumps(self.hyperparameters, indent=2))
         engine = {
             "format": FORMAT_VERSION,
             "secml_version": __version__,
@@ -385,40 +390,52 @@ class IPInsights:
             "ip_table_rows": self.indexer.num_rows,
             "seed": self.seed,
         }
-        (path / "engine.json").write_text(json.dumps(engine, indent=2))
-        (path / "history.json").write_text(json.dumps(self.history, indent=2))
+        with atomic_directory(path) as staging:
+            torch.save(state, staging / "model.pt")
+            np.savez(staging / "encoder.npz", known_hashes=self.known_hashes, **self.indexer.arrays)
+            (staging / "hyperparameters.json").write_text(
+                json.dumps(self.hyperparameters, indent=2)
+            )
+            (staging / "history.json").write_text(json.dumps(self.history, indent=2))
+            # engine.json last: its presence marks a complete model (check_model_dir relies on it)
+            (staging / "engine.json").write_text(json.dumps(engine, indent=2))
         return path
 
     @classmethod
     def load(cls, directory, device: str = "cpu") -> IPInsights:
+        """A saved model; a missing, partial or corrupt one is one clear line naming the file."""
         path = Path(directory)
-        try:
-            hyperparameters = json.loads((path / "hyperparameters.json").read_text())
-            engine = json.loads((path / "engine.json").read_text())
-            arrays = dict(np.load(path / "encoder.npz"))
-            state = torch.load(path / "model.pt", map_location="cpu", weights_only=True)
-        except FileNotFoundError as exc:
-            raise SecmlError(
-                f"{path}: not a trained model directory ({exc.filename} missing)"
-            ) from None
-        except (ValueError, OSError, RuntimeError) as exc:
-            raise SecmlError(f"{path}: cannot read the model ({exc})") from None
+        if not path.is_dir():
+            what = "no such folder" if not path.exists() else "not a folder"
+            raise SecmlError(f"{path}: {what}, not a trained model directory (train --model-dir)")
+        engine = _read_json_object(path / "engine.json")
+        hyperparameters = _read_json_object(path / "hyperparameters.json")
         if engine.get("format") != FORMAT_VERSION:
-            raise SecmlError(f"{path}: model format {engine.get('format')} is not supported")
-        model = cls(
-            seed=engine.get("seed"),
-            device=device,
-            ip_encoder=engine["ip_encoder"],
-            # models saved before these settings existed were trained without them
-            prefix_dropout=engine.get("prefix_dropout", ()),
-            prefix_lr_scale=engine.get("prefix_lr_scale", ()),
-            entity_rows=engine.get("entity_rows", "hash"),
-            **hyperparameters,
-        )
-        model.known_hashes = arrays.pop("known_hashes")
-        if engine["ip_encoder"] == "prefix":
-            arrays = {f"vocab_{i}": arrays[f"vocab_{i}"] for i in range(NUM_LEVELS)}
-        model.indexer = AddressIndexer(engine["ip_encoder"], arrays)
+            raise SecmlError(
+                f"{path / 'engine.json'}: model format {engine.get('format')!r} is not supported "
+                f"(expected {FORMAT_VERSION})"
+            )
+        try:
+            model = cls(
+                seed=engine.get("seed"),
+                device=device,
+                ip_encoder=engine.get("ip_encoder"),
+                # models saved before these settings existed were trained without them
+                prefix_dropout=engine.get("prefix_dropout", ()),
+                prefix_lr_scale=engine.get("prefix_lr_scale", ()),
+                entity_rows=engine.get("entity_rows", "hash"),
+                **hyperparameters,
+            )
+        except (SecmlError, TypeError, ValueError) as exc:
+            raise SecmlError(f"{path}: engine.json / hyperparameters.json: {exc}") from None
+        arrays = _read_npz(path / "encoder.npz")
+        try:
+            model.known_hashes = arrays.pop("known_hashes")
+            if engine["ip_encoder"] == "prefix":
+                arrays = {f"vocab_{i}": arrays[f"vocab_{i}"] for i in range(NUM_LEVELS)}
+            model.indexer = AddressIndexer(engine["ip_encoder"], arrays)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise SecmlError(f"{path / 'encoder.npz'}: missing or wrong array ({exc})") from None
         hp = model.hyperparameters
         net = IPInsightsNet(
             hp["num_entity_vectors"],
@@ -427,8 +444,66 @@ class IPInsights:
             hp["num_ip_encoder_layers"],
             model.indexer.padding_row,
         )
-        net.load_state_dict(state)
+        weights = path / "model.pt"
+        try:
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+            net.load_state_dict(state)
+        except FileNotFoundError:
+            raise SecmlError(f"{weights}: missing (a partial model directory?)") from None
+        except (RuntimeError, ValueError, OSError, EOFError, KeyError, AttributeError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise SecmlError(
+                f"{weights}: not the weights of this model (truncated, corrupt or from another "
+                f"model: {first})"
+            ) from None
         model.net = net.to(model.device).eval()
         history = path / "history.json"
-        model.history = json.loads(history.read_text()) if history.exists() else []
+        try:
+            model.history = json.loads(history.read_text()) if history.exists() else []
+        except (OSError, ValueError):
+            model.history = []  # a training log only: scoring does not need it
         return model
+
+
+MODEL_MARKER = "engine.json"
+
+
+def check_model_dir(path: Path) -> None:
+    """Refuse a ``--model-dir`` that saving would wrongly replace: a file, a folder under a file,
+    or a non-empty folder that is not a model (its files would be deleted with the old model)."""
+    for parent in path.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise SecmlError(f"--model-dir {path}: {parent} is a file, not a folder")
+            break
+    if path.exists() and not path.is_dir():
+        raise SecmlError(f"--model-dir {path}: exists and is not a folder")
+    if path.is_dir() and any(path.iterdir()) and not (path / MODEL_MARKER).is_file():
+        raise SecmlError(
+            f"--model-dir {path}: a non-empty folder that is not a saved model; saving replaces "
+            "the whole folder, so choose a new or empty one"
+        )
+
+
+def _read_json_object(file: Path) -> dict:
+    try:
+        value = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SecmlError(
+            f"{file}: missing: not a trained model directory, or a partial one"
+        ) from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise SecmlError(f"{file}: not valid JSON ({str(exc)[:120]})") from None
+    if not isinstance(value, dict):
+        raise SecmlError(f"{file}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _read_npz(file: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(file, allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+    except FileNotFoundError:
+        raise SecmlError(f"{file}: missing (a partial model directory?)") from None
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        raise SecmlError(f"{file}: not a readable numpy archive ({str(exc)[:120]})") from None
