@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/ipinsights.py            # full: ~10-20 min on 2 busy cores
     .venv/bin/python benchmarks/ipinsights.py --quick    # ~2-4 min
-    .venv/bin/python benchmarks/ipinsights.py --only speed|quality
+    .venv/bin/python benchmarks/ipinsights.py --only speed|quality|memory
     .venv/bin/python benchmarks/ipinsights.py --only quality --data-seed 1   # other data sets
 
 Speed is measured in short windows (a few dozen mini-batches), the engine and the baselines
@@ -307,18 +307,40 @@ def speed(quick: bool) -> None:
     print(f"\npeak resident memory of this benchmark process: {peak:,.0f} MB")
 
 
+# ---------------------------------------------------------------------------- bad input
+
+
+def junk_memory() -> None:
+    """Peak memory of parsing 3,000 distinct addresses, alone and beside one 20 KB junk value."""
+    import tracemalloc
+
+    from secml.ipinsights.addresses import parse_addresses
+
+    texts = [f"10.{i // 256 % 256}.{i % 256}.1" for i in range(3000)]
+    parse_addresses(texts[:10])  # imports and first-call set-up are not what is measured
+    print("\n## Parsing memory: 3,000 distinct addresses (tracemalloc peak)\n")
+    for name, values in (("clean", texts), ("plus one 20 KB junk value", [*texts, "9" * 20_000])):
+        tracemalloc.start()
+        parse_addresses(values)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        print(f"{name:28s} {peak / 2**20:8.2f} MB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller data, fewer points")
-    parser.add_argument("--only", choices=("speed", "quality"))
+    parser.add_argument("--only", choices=("speed", "quality", "memory"))
     parser.add_argument(
         "--data-seed", type=int, default=0, help="seed of the synthetic quality sets (default 0)"
     )
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, quick={args.quick}")
-    if args.only != "quality":
+    if args.only in (None, "memory"):
+        junk_memory()
+    if args.only in (None, "speed"):
         speed(args.quick)
-    if args.only != "speed":
+    if args.only in (None, "quality"):
         quality(args.quick, args.data_seed)
 
 

@@ -3,8 +3,16 @@ import ipaddress
 import numpy as np
 import pytest
 
-from secml.ipinsights.addresses import format_address, parse_addresses, random_addresses
-from secml.ipinsights.data import entity_hashes
+from secml.errors import SecmlError
+from secml.ipinsights.addresses import (
+    MAX_ADDRESS_LENGTH,
+    format_address,
+    parse_addresses,
+    quote_value,
+    random_addresses,
+    text_matrix,
+)
+from secml.ipinsights.data import entity_hashes, load_pairs
 from secml.ipinsights.encoder import AddressIndexer
 
 
@@ -98,3 +106,56 @@ def test_random_negatives_keep_the_family():
     addresses = random_addresses(np.random.default_rng(0), is_v6)
     assert (addresses.is_v6 == is_v6).all()
     assert (addresses.lo[~is_v6] < 2**32).all() and (addresses.hi[~is_v6] == 0).all()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1.2.3.4\x00",  # numpy's fixed-width strings drop trailing NULs
+        "1.2.3.4\x00\x00",
+        "\x001.2.3.4",
+        "1.2\x00.3.4",
+        "::1\x00",
+        "2001:db8::1\x00",
+        "::ffff:10.0.0.1\x00",
+    ],
+)
+def test_nul_characters_are_refused(text):
+    _, ok = parse_addresses([text, "1.2.3.4"])
+    assert ok.tolist() == [False, True]
+
+
+def test_a_value_longer_than_any_address_is_invalid_before_parsing():
+    longest = "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255"
+    assert len(longest) == MAX_ADDRESS_LENGTH
+    _, ok = parse_addresses([longest, longest + " ", "1.2.3.4" + " " * 40, "1" * 20_000])
+    assert ok.tolist() == [True, False, False, False]
+    # the character matrix is no wider than an address, whatever the longest value
+    chars, length, candidate = text_matrix(["1.2.3.4", "x" * 20_000, "::1"])
+    assert chars.shape == (3, 7)
+    assert length.tolist() == [7, 0, 3] and candidate.tolist() == [True, False, True]
+
+
+def test_one_huge_junk_value_does_not_multiply_parsing_memory():
+    import tracemalloc
+
+    texts = [f"10.{i // 256 % 256}.{i % 256}.1" for i in range(3000)] + ["9" * 20_000]
+    tracemalloc.start()
+    try:
+        _, ok = parse_addresses(texts)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert ok[:3000].all() and not ok[3000]
+    # before: a 3001 x 20000 matrix of 4-byte code points, 240 MB
+    assert peak < 4 * 2**20
+
+
+def test_error_lines_quote_a_short_prefix_of_a_long_bad_value():
+    assert quote_value("1.2.3") == "'1.2.3'"
+    quoted = quote_value("x" * 20_000)
+    assert quoted.startswith("'xxxx") and "20,000 characters" in quoted and len(quoted) < 80
+    with pytest.raises(SecmlError) as raised:
+        load_pairs([("alice", "1.2.3.4"), ("bob", "y" * 20_000)])
+    assert len(str(raised.value)) < 200 and "line" not in str(raised.value)
+    assert "row 2:" in str(raised.value) and "20,000 characters" in str(raised.value)

@@ -7,6 +7,11 @@ treated as the IPv4 address it carries, so one client seen both ways is one addr
 IPv4 is parsed with numpy, one column of characters at a time across all rows (dotted decimal,
 four octets 0-255, no leading zeros: the same strictness as Python's ``ipaddress``). IPv6 strings
 are rare in these logs and go through ``ipaddress`` once per *distinct* string.
+
+A string longer than any address (``MAX_ADDRESS_LENGTH``) is invalid before it is parsed: the
+character matrix is as wide as its longest string, so one 20 KB junk value would otherwise cost
+20 KB for every distinct string beside it. A NUL character is refused (numpy's fixed-width
+strings drop trailing NULs, which once made ``1.2.3.4\\x00`` an address).
 """
 
 from __future__ import annotations
@@ -17,6 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 
 U64 = np.uint64
+# the longest text form of an address: "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255"
+MAX_ADDRESS_LENGTH = 45
+QUOTE_PREFIX = 40  # characters of a bad value an error line quotes
 MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
@@ -65,6 +73,43 @@ def _parse_ipv4_column(chars: np.ndarray, length: np.ndarray) -> tuple[np.ndarra
     return ok, value.astype(np.uint64)
 
 
+def quote_value(text: object) -> str:
+    """A bad value for an error line: its repr, cut to a short prefix when it is long."""
+    if not isinstance(text, str):
+        return repr(text)
+    if len(text) <= QUOTE_PREFIX:
+        return repr(text)
+    return f"{text[:QUOTE_PREFIX]!r}... ({len(text):,} characters)"
+
+
+def text_matrix(strings: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(chars, length, candidate) for a list of distinct values.
+
+    chars: (m, w) uint32 code points, 0 beyond each string's end, w <= MAX_ADDRESS_LENGTH;
+    candidate: False for values that cannot be an address whatever they hold (not a str,
+    empty, longer than MAX_ADDRESS_LENGTH, or holding a NUL); their rows are all zeros.
+    """
+    m = len(strings)
+    py_len = np.fromiter(
+        (len(s) if isinstance(s, str) else -1 for s in strings), dtype=np.int64, count=m
+    )
+    candidate = (py_len > 0) & (py_len <= MAX_ADDRESS_LENGTH)
+    short = [s if ok else "" for s, ok in zip(strings, candidate.tolist(), strict=True)]
+    as_str = np.array(short, dtype=f"U{MAX_ADDRESS_LENGTH}") if m else np.zeros(0, "U1")
+    width = max(1, int(np.strings.str_len(as_str).max(initial=0)))
+    as_str = as_str.astype(f"U{width}")
+    length = np.strings.str_len(as_str).astype(np.int64)
+    chars = as_str.view(np.uint32).reshape(m, width)
+    # numpy drops trailing NULs ("1.2.3.4\x00" -> "1.2.3.4"); an inner NUL stays and is a code
+    # point 0, which no address has
+    candidate &= (length == py_len) & ~(
+        (chars == 0) & (np.arange(width)[None, :] < length[:, None])
+    ).any(axis=1)
+    chars[~candidate] = 0
+    length[~candidate] = 0
+    return chars, length, candidate
+
+
 def parse_addresses(texts: np.ndarray | list[str]) -> tuple[Addresses, np.ndarray]:
     """Parse address strings. Returns (addresses, ok mask); rows with ok=False are zeros.
 
@@ -78,29 +123,23 @@ def parse_addresses(texts: np.ndarray | list[str]) -> tuple[Addresses, np.ndarra
     import pandas as pd
 
     codes, uniques = pd.factorize(texts, use_na_sentinel=True)
-    uniq = np.asarray(uniques, dtype=object)
+    uniq = list(uniques)
     m = len(uniq)
     u_ok = np.zeros(m, dtype=bool)
     u_v6 = np.zeros(m, dtype=bool)
     u_hi = np.zeros(m, dtype=np.uint64)
     u_lo = np.zeros(m, dtype=np.uint64)
     if m:
-        as_str = np.array([s if isinstance(s, str) else "" for s in uniq], dtype=str)
-        length = np.strings.str_len(as_str)
-        width = as_str.dtype.itemsize // 4
-        if width == 0:
-            as_str = as_str.astype("U1")
-            width = 1
-        chars = as_str.view(np.uint32).reshape(m, width)
+        chars, length, candidate = text_matrix(uniq)
         has_colon = (chars == 58).any(axis=1)
-        v4_rows = np.flatnonzero(~has_colon & (length > 0))
+        v4_rows = np.flatnonzero(~has_colon & candidate)
         if len(v4_rows):
             ok4, val4 = _parse_ipv4_column(chars[v4_rows], length[v4_rows])
             u_ok[v4_rows] = ok4
             u_lo[v4_rows] = np.where(ok4, val4, 0)
-        for i in np.flatnonzero(has_colon):
+        for i in np.flatnonzero(has_colon & candidate):
             try:
-                addr = ipaddress.IPv6Address(str(as_str[i]))
+                addr = ipaddress.IPv6Address(uniq[i])
             except ValueError:
                 continue
             u_ok[i] = True

@@ -15,7 +15,13 @@ import torch
 
 from secml import __version__
 from secml.errors import SecmlError
-from secml.ipinsights.addresses import IPV4_PREFIXES, IPV6_PREFIXES, NUM_LEVELS, parse_addresses
+from secml.ipinsights.addresses import (
+    IPV4_PREFIXES,
+    IPV6_PREFIXES,
+    NUM_LEVELS,
+    parse_addresses,
+    quote_value,
+)
 from secml.ipinsights.data import Pairs, entity_hashes, load_pairs
 from secml.ipinsights.encoder import ENCODERS, AddressIndexer
 from secml.ipinsights.hyperparameters import validate_hyperparameters
@@ -334,7 +340,9 @@ class IPInsights:
         addresses, ok = parse_addresses(ip_texts)
         if not ok.all():
             bad = int(np.flatnonzero(~ok)[0])
-            raise SecmlError(f"row {bad + 1}: {ip_texts[bad]!r} is not an IPv4 or IPv6 address")
+            raise SecmlError(
+                f"row {bad + 1}: {quote_value(ip_texts[bad])} is not an IPv4 or IPv6 address"
+            )
         return self._score_parsed(entities, addresses)
 
     def predict(self, pairs: Any, verbose: bool = False, *, skip_invalid: bool = False) -> dict:
