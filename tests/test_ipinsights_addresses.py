@@ -10,7 +10,6 @@ from secml.ipinsights.addresses import (
     parse_addresses,
     quote_value,
     random_addresses,
-    text_matrix,
 )
 from secml.ipinsights.data import entity_hashes, load_pairs
 from secml.ipinsights.encoder import AddressIndexer
@@ -29,6 +28,15 @@ from secml.ipinsights.encoder import AddressIndexer
         ("1.2.3.", False),
         ("1..3.4", False),
         ("1.2.3.4a", False),
+        (" 1.2.3.4", False),
+        ("1.2.3.04", False),
+        ("1.2.3.-4", False),
+        ("1.2.3.4/32", False),
+        ("0x1.2.3.4", False),
+        ("1.2.3.256", False),
+        ("1e1.2.3.4", False),
+        ("\uff11.2.3.4", False),  # a full-width digit
+        ("1.2.3.4%eth0", False),
         ("", False),
         ("2001:db8::1", True),
         ("::1", True),
@@ -52,6 +60,33 @@ def test_vectorised_ipv4_matches_ipaddress_on_random_addresses():
     addresses, ok = parse_addresses(texts)
     assert ok.all() and not addresses.is_v6.any()
     assert (addresses.lo == values).all()
+
+
+def test_validity_agrees_with_ipaddress_on_random_near_addresses():
+    rng = np.random.default_rng(7)
+    alphabet = list("0123456789....:af ")
+    texts = []
+    for _ in range(20_000):
+        base = str(ipaddress.IPv4Address(int(rng.integers(0, 2**32))))
+        edit = list(base)
+        for _ in range(int(rng.integers(0, 3))):
+            at = int(rng.integers(0, len(edit) + 1))
+            if rng.random() < 0.5 and at < len(edit):
+                del edit[at]
+            else:
+                edit.insert(at, str(rng.choice(alphabet)))
+        texts.append("".join(edit))
+
+    def valid(text):
+        try:
+            ipaddress.ip_address(text)
+        except ValueError:
+            return False
+        return True
+
+    _, ok = parse_addresses(texts)
+    assert ok.tolist() == [valid(t) for t in texts]
+    assert 0.2 < ok.mean() < 0.9  # both kinds are exercised
 
 
 def test_ipv4_mapped_ipv6_is_the_ipv4_address():
@@ -130,10 +165,28 @@ def test_a_value_longer_than_any_address_is_invalid_before_parsing():
     assert len(longest) == MAX_ADDRESS_LENGTH
     _, ok = parse_addresses([longest, longest + " ", "1.2.3.4" + " " * 40, "1" * 20_000])
     assert ok.tolist() == [True, False, False, False]
-    # the character matrix is no wider than an address, whatever the longest value
-    chars, length, candidate = text_matrix(["1.2.3.4", "x" * 20_000, "::1"])
-    assert chars.shape == (3, 7)
-    assert length.tolist() == [7, 0, 3] and candidate.tolist() == [True, False, True]
+
+
+def test_no_parser_sees_a_value_longer_than_an_address(monkeypatch):
+    import secml.ipinsights.addresses as module
+
+    seen: list[int] = []
+    real_pton, real_v6 = module._PTON4, module.ipaddress.IPv6Address
+
+    def pton(text):
+        seen.append(len(text))
+        return real_pton(text)
+
+    def v6(text):
+        seen.append(len(text))
+        return real_v6(text)
+
+    monkeypatch.setattr(module, "_PTON4", pton)
+    monkeypatch.setattr(module.ipaddress, "IPv6Address", v6)
+    junk = ["1" * 20_000, "1.2.3.4" * 3000, "::" + "1:" * 5000, "x" * 46]
+    _, ok = parse_addresses(["1.2.3.4", "::1", *junk])
+    assert ok.tolist() == [True, True, False, False, False, False]
+    assert seen and max(seen) <= MAX_ADDRESS_LENGTH
 
 
 def test_one_huge_junk_value_does_not_multiply_parsing_memory():
