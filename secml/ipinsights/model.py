@@ -30,10 +30,13 @@ from secml.ipinsights.metrics import roc_auc
 from secml.ipinsights.network import IPInsightsNet
 from secml.ipinsights.scoring import as_objects, distinct_entity_hashes, factorize_texts
 from secml.ipinsights.trainer import (
+    DEFAULT_ENTITY_SMOOTHING,
     DEFAULT_PREFIX_DROPOUT,
     DEFAULT_PREFIX_LR_SCALE,
+    NETWORK_SLOT,
     TrainData,
     Trainer,
+    smooth_entities,
 )
 
 log = logging.getLogger("secml.ipinsights")
@@ -116,7 +119,10 @@ class IPInsights:
     the sorted entity hashes, which the model keeps anyway) whenever there are at least as many
     rows as entities, and falls back to ``hash`` otherwise; ``hash`` is the built-in's
     assignment, 64-bit hash modulo ``num_entity_vectors``, where entities can collide (at the
-    advised 2x rows, about 2 in 5 training entities share their row with another).
+    advised 2x rows, about 2 in 5 training entities share their row with another);
+    and ``entity_smoothing`` (default 0.7; 0 turns it off), how far each training entity's
+    vector moves, after the last epoch, towards the entities that used the same networks
+    (``trainer.smooth_entities``: learning from colleagues).
     """
 
     def __init__(
@@ -128,6 +134,7 @@ class IPInsights:
         prefix_dropout: float | Sequence[float] | None = None,
         prefix_lr_scale: float | Sequence[float] | None = None,
         entity_rows: str = "table",
+        entity_smoothing: float | None = None,
         **hyperparameters: Any,
     ):
         self.hyperparameters = validate_hyperparameters(hyperparameters)
@@ -141,6 +148,17 @@ class IPInsights:
         self.entity_rows = entity_rows
         self.prefix_dropout = _prefix_setting("prefix_dropout", prefix_dropout, ip_encoder)
         self.prefix_lr_scale = _prefix_setting("prefix_lr_scale", prefix_lr_scale, ip_encoder)
+        if entity_smoothing is None:
+            entity_smoothing = 0.0 if ip_encoder == "octet" else DEFAULT_ENTITY_SMOOTHING
+        if (
+            isinstance(entity_smoothing, bool)
+            or not isinstance(entity_smoothing, int | float)
+            or not 0 <= entity_smoothing <= 1
+        ):
+            raise SecmlError(f"entity_smoothing={entity_smoothing!r}: expected a number in [0, 1]")
+        if ip_encoder == "octet" and entity_smoothing:
+            raise SecmlError("entity_smoothing needs prefix levels: use ip_encoder prefix, hashed")
+        self.entity_smoothing = float(entity_smoothing)
         self.seed = seed
         self.device = resolve_device(device)
         self.net: IPInsightsNet | None = None
@@ -271,6 +289,14 @@ class IPInsights:
                     for k, v in metrics.items()
                     if k != "epoch"
                 ),
+            )
+        with torch.no_grad():
+            smooth_entities(
+                self.net.entity.data,
+                data.entity_rows,
+                data.ip_slots[:, NETWORK_SLOT],
+                self.entity_smoothing,
+                skip=self.net.padding_row,
             )
         self._set_population(data.entity_rows)
         self.net.eval()
