@@ -70,11 +70,11 @@ def quality_sets(quick: bool, data_seed: int = 0) -> list[tuple[str, object]]:
     return sets
 
 
-def quality(quick: bool, data_seed: int = 0) -> None:
+def quality(quick: bool, data_seed: int = 0, all_designs: bool = True) -> None:
     sets = quality_sets(quick, data_seed)
     # (column, IP encoder, num_ip_encoder_layers, engine settings)
     designs = [("engine", "prefix", 1, {}), ("no smooth", "prefix", 1, NO_SMOOTHING)]
-    if not quick:
+    if all_designs and not quick:
         designs += [
             ("plain/1L", "prefix", 1, PLAIN),
             ("hashed/1L", "hashed", 1, {}),
@@ -424,6 +424,11 @@ def main() -> None:
     parser.add_argument(
         "--data-seed", type=int, default=0, help="seed of the synthetic quality sets (default 0)"
     )
+    parser.add_argument(
+        "--engine-only",
+        action="store_true",
+        help="quality: only the engine with and without entity smoothing (no encoder columns)",
+    )
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, quick={args.quick}")
     if args.only in (None, "memory"):
@@ -433,7 +438,7 @@ def main() -> None:
     if args.only in (None, "scoring"):
         scoring(args.quick, args.baseline)
     if args.only in (None, "quality"):
-        quality(args.quick, args.data_seed)
+        quality(args.quick, args.data_seed, all_designs=not args.engine_only)
 
 
 if __name__ == "__main__":

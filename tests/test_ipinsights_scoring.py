@@ -208,3 +208,21 @@ def test_input_is_scored_block_by_block(model, monkeypatch):
     want = model.score(*zip(*(line.split(",") for line in text.splitlines()), strict=True))
     got = [json.loads(line)["dot_product"] for line in out.getvalue().splitlines()]
     assert got == pytest.approx(want.tolist(), rel=1e-5, abs=1e-6)
+
+
+def test_secml_score_writes_nothing_when_a_late_row_is_bad(tmp_path, monkeypatch):
+    from secml.cli import main
+
+    model = IPInsights(num_entity_vectors=32, vector_dim=8, epochs=1, seed=1)
+    model.fit(PAIRS, progress=False)
+    model.save(tmp_path / "model")
+    good = "".join(f"user{i % 5},10.0.{i % 7}.1\n" for i in range(3000))
+    (tmp_path / "in.csv").write_text(good + "user1,10.0.0.1\x00\n")
+    monkeypatch.setattr(scoring, "BLOCK_BYTES", 1024)
+    out = io.BytesIO()
+    monkeypatch.setattr("sys.stdout", io.TextIOWrapper(out))
+    args = ["score", "--model-dir", str(tmp_path / "model"), str(tmp_path / "in.csv")]
+    assert main(args) == 2
+    assert out.getvalue() == b""
+    assert main(["score", "--skip-invalid", *args[1:]]) == 0
+    assert len(out.getvalue().splitlines()) == 3000
