@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/ipinsights.py            # full: ~10-20 min on 2 busy cores
     .venv/bin/python benchmarks/ipinsights.py --quick    # ~2-4 min
-    .venv/bin/python benchmarks/ipinsights.py --only speed|quality
+    .venv/bin/python benchmarks/ipinsights.py --only speed|quality|memory|scoring
+    .venv/bin/python benchmarks/ipinsights.py --only scoring --baseline /tmp/base  # A/B
     .venv/bin/python benchmarks/ipinsights.py --only quality --data-seed 1   # other data sets
 
 Speed is measured in short windows (a few dozen mini-batches), the engine and the baselines
@@ -15,6 +16,7 @@ Records are counted as SageMaker counts them: real + negative pairs.
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import sys
@@ -32,6 +34,7 @@ from secml.ipinsights import IPInsights  # noqa: E402
 from secml.ipinsights.data import load_pairs  # noqa: E402
 from secml.ipinsights.metrics import roc_auc  # noqa: E402
 from secml.ipinsights.synthetic import (  # noqa: E402
+    adjacent_range_logins,
     nearest_seen_heuristic,
     organisation_logins,
     tutorial_logins,
@@ -42,36 +45,44 @@ from secml.ipinsights.trainer import TrainData  # noqa: E402
 
 
 # the prefix encoder without its coarse-prefix training (prefix dropout, slower /24 and /32 rows)
-PLAIN = dict(prefix_dropout=(), prefix_lr_scale=())
+PLAIN = dict(prefix_dropout=(), prefix_lr_scale=(), entity_smoothing=0)
+NO_SMOOTHING = dict(entity_smoothing=0)
 
 
-def quality(quick: bool, data_seed: int = 0) -> None:
+def quality_sets(quick: bool, data_seed: int = 0) -> list[tuple[str, object]]:
+    """Several generator families and seeds. The last set is held out: a different size and
+    seed of the organisation family, never used to choose a setting; compare it last."""
     scale = dict(num_users=800) if quick else {}
     org_scale = dict(num_orgs=40) if quick else {}
-    sets = [
-        ("tutorial-style", tutorial_logins(**scale, seed=data_seed)),
-        ("organisations (4 offices, 2 seen)", organisation_logins(**org_scale, seed=data_seed)),
-    ]
-    if not quick:
-        sets.append(
-            (
-                "organisations (8 offices, 2 seen)",
-                organisation_logins(offices_per_org=8, seed=data_seed),
-            )
-        )
+    seeds = [data_seed] if quick else [data_seed, data_seed + 1, data_seed + 2]
+    sets = []
+    for seed in seeds:
+        sets.append((f"tutorial-style, seed {seed}", tutorial_logins(**scale, seed=seed)))
+    sets.append(("organisations, 4 offices", organisation_logins(**org_scale, seed=data_seed)))
+    for seed in seeds:
+        data = organisation_logins(offices_per_org=8, **org_scale, seed=seed)
+        sets.append((f"organisations, 8 offices, seed {seed}", data))
+    for seed in seeds[:2]:
+        data = adjacent_range_logins(**org_scale, seed=seed)
+        sets.append((f"adjacent ranges, seed {seed}", data))
+    held_out = organisation_logins(num_orgs=50, offices_per_org=8, seed=4242 + data_seed)
+    sets.append(("HELD OUT: 50 orgs x 20, 8 offices", held_out))
+    return sets
+
+
+def quality(quick: bool, data_seed: int = 0, all_designs: bool = True) -> None:
+    sets = quality_sets(quick, data_seed)
     # (column, IP encoder, num_ip_encoder_layers, engine settings)
-    designs = [("prefix/1L", "prefix", 1, {})]
-    if not quick:
+    designs = [("engine", "prefix", 1, {}), ("no smooth", "prefix", 1, NO_SMOOTHING)]
+    if all_designs and not quick:
         designs += [
             ("plain/1L", "prefix", 1, PLAIN),
             ("hashed/1L", "hashed", 1, {}),
-            ("octet/1L", "octet", 1, {}),
             ("octet/2L", "octet", 2, {}),
         ]
     print("\n## Quality: AUC of held-out logins vs the same users at random networks")
-    print("settings: vector_dim=128, random_negative_sampling_rate=5, epochs=5, lr=0.01,")
-    also = f", data seed {data_seed}" if data_seed else ""
-    print(f"          mini_batch_size=1000, num_entity_vectors=2x users, seed=0{also}\n")
+    print("settings: vector_dim=128, random_negative_sampling_rate=5, shuffled 1, epochs=5,")
+    print("          lr=0.01, mini_batch_size=1000, num_entity_vectors=2x users, seed=0\n")
     header = f"{'data set':36s} {'train':>7s} {'ceiling':>8s} {'heuristic':>9s}"
     header += "".join(f" {column:>10s}" for column, *_ in designs)
     print(header)
@@ -89,6 +100,7 @@ def quality(quick: bool, data_seed: int = 0) -> None:
                 vector_dim=128,
                 epochs=5,
                 random_negative_sampling_rate=5,
+                shuffled_negative_sampling_rate=1,
                 mini_batch_size=1000,
                 learning_rate=0.01,
                 num_ip_encoder_layers=layers,
@@ -102,9 +114,9 @@ def quality(quick: bool, data_seed: int = 0) -> None:
             if data.test_travel is not None:
                 no_travel[-1] += f", {column} {non_travel_auc(scores, data):.4f}"
         print(row, flush=True)
-    print("(columns: IP encoder / num_ip_encoder_layers; plain: prefix without prefix dropout and")
-    print(" slower /24, /32 rows; ceiling: a scorer that is perfect except on travel logins,")
-    print(" which are drawn as the negatives are and so tie with them)")
+    print("(engine: the defaults; no smooth: entity_smoothing=0, the engine before it; plain:")
+    print(" also without prefix dropout and slower /24, /32 rows; ceiling: a scorer perfect")
+    print(" except on travel logins, which are drawn as the negatives are and so tie with them)")
     for line in no_travel:
         print(f"AUC without the held-out travel logins, {line}")
 
@@ -307,19 +319,126 @@ def speed(quick: bool) -> None:
     print(f"\npeak resident memory of this benchmark process: {peak:,.0f} MB")
 
 
+# ------------------------------------------------------------------------------- scoring
+
+IN_PROCESS = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+import pandas as pd
+from secml.ipinsights.model import IPInsights
+frame = pd.read_csv(sys.argv[3], header=None, dtype=str, keep_default_na=False)
+entities, ips = frame[0].tolist(), frame[1].tolist()
+model = IPInsights.load(sys.argv[2])
+model.score(entities[:1000], ips[:1000])
+start = time.perf_counter()
+model.score(entities, ips)
+print(len(entities) / (time.perf_counter() - start))
+"""
+
+
+def scoring(quick: bool, baseline: str | None) -> None:
+    """`secml train` and `secml score` by wall clock, and model.score in-process, on a
+    tutorial-style set; each tree (this one, and ``--baseline`` if given) in turn, twice."""
+    import subprocess
+    import tempfile
+
+    rows = 500_000 if quick else 2_000_000
+    data = tutorial_logins(num_users=6000, num_companies=3000, num_isps=300)
+    trees = {"this tree": str(Path(__file__).resolve().parents[1])}
+    if baseline:
+        trees["baseline"] = str(Path(baseline).resolve())
+    python = sys.executable
+    with tempfile.TemporaryDirectory() as tmp:
+        train_csv, score_csv, model_dir = f"{tmp}/train.csv", f"{tmp}/score.csv", f"{tmp}/model"
+        data.train_frame().head(250_000).to_csv(train_csv, header=False, index=False)
+        test = data.test_frame()
+        pick = np.random.default_rng(0).integers(0, len(test), rows)
+        test.iloc[pick].to_csv(score_csv, header=False, index=False)
+        hp = "epochs=1" if quick else "epochs=5"
+        train_cmd = [python, "-m", "secml", "train", "--train", train_csv, "--model-dir"]
+        train_cmd += [model_dir, "--device", "cpu", "--hp", hp, "--hp", "mini_batch_size=1000"]
+        train_cmd += ["--hp", "random_negative_sampling_rate=5", "--hp", "learning_rate=0.01"]
+        records = 250_000 * 7 * (1 if quick else 5)
+        print(f"\n## Train and score by wall clock ({torch.get_num_threads()} torch threads)\n")
+        results: dict[str, dict[str, list[float]]] = {t: {} for t in trees}
+        for _ in range(2):
+            for tree, root in trees.items():
+                t = time.perf_counter()
+                subprocess.run(train_cmd, cwd=root, check=True, capture_output=True)
+                results[tree].setdefault("train rec/s", []).append(
+                    records / (time.perf_counter() - t)
+                )
+                t = time.perf_counter()
+                with open(os.devnull, "wb") as sink:
+                    cmd = [python, "-m", "secml", "score", "--model-dir", model_dir, score_csv]
+                    subprocess.run(cmd, cwd=root, check=True, stdout=sink)
+                results[tree].setdefault("score rows/s", []).append(
+                    rows / (time.perf_counter() - t)
+                )
+                rate = subprocess.run(
+                    [python, "-c", IN_PROCESS, root, model_dir, score_csv],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stdout
+                results[tree].setdefault("in-process pairs/s", []).append(float(rate))
+    print(f"{'tree':12s} {'measure':20s} {'best':>11s} {'worst':>11s}")
+    for tree, measures in results.items():
+        for name, values in measures.items():
+            print(f"{tree:12s} {name:20s} {max(values):11,.0f} {min(values):11,.0f}")
+    print(f"(train: 250,000 pairs, {hp}, random 5, shuffled 1, batch 1000, wall clock of the")
+    print(f" command; score: {rows:,} rows, CSV in, JSON lines out, wall clock of the command;")
+    print(" in-process: IPInsights.score(list, list) on the same rows, model loaded)")
+
+
+# ---------------------------------------------------------------------------- bad input
+
+
+def junk_memory() -> None:
+    """Peak memory of parsing 3,000 distinct addresses, alone and beside one 20 KB junk value."""
+    import tracemalloc
+
+    from secml.ipinsights.addresses import parse_addresses
+
+    texts = [f"10.{i // 256 % 256}.{i % 256}.1" for i in range(3000)]
+    parse_addresses(texts[:10])  # imports and first-call set-up are not what is measured
+    print("\n## Parsing memory: 3,000 distinct addresses (tracemalloc peak)\n")
+    for name, values in (("clean", texts), ("plus one 20 KB junk value", [*texts, "9" * 20_000])):
+        tracemalloc.start()
+        parse_addresses(values)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        print(f"{name:28s} {peak / 2**20:8.2f} MB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller data, fewer points")
-    parser.add_argument("--only", choices=("speed", "quality"))
+    parser.add_argument("--only", choices=("speed", "quality", "memory", "scoring"))
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="another checkout (e.g. git worktree add /tmp/base <commit>) to time beside this "
+        "one in --only scoring",
+    )
     parser.add_argument(
         "--data-seed", type=int, default=0, help="seed of the synthetic quality sets (default 0)"
     )
+    parser.add_argument(
+        "--engine-only",
+        action="store_true",
+        help="quality: only the engine with and without entity smoothing (no encoder columns)",
+    )
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, quick={args.quick}")
-    if args.only != "quality":
+    if args.only in (None, "memory"):
+        junk_memory()
+    if args.only in (None, "speed"):
         speed(args.quick)
-    if args.only != "speed":
-        quality(args.quick, args.data_seed)
+    if args.only in (None, "scoring"):
+        scoring(args.quick, args.baseline)
+    if args.only in (None, "quality"):
+        quality(args.quick, args.data_seed, all_designs=not args.engine_only)
 
 
 if __name__ == "__main__":

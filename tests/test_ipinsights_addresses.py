@@ -3,8 +3,15 @@ import ipaddress
 import numpy as np
 import pytest
 
-from secml.ipinsights.addresses import format_address, parse_addresses, random_addresses
-from secml.ipinsights.data import entity_hashes
+from secml.errors import SecmlError
+from secml.ipinsights.addresses import (
+    MAX_ADDRESS_LENGTH,
+    format_address,
+    parse_addresses,
+    quote_value,
+    random_addresses,
+)
+from secml.ipinsights.data import entity_hashes, load_pairs
 from secml.ipinsights.encoder import AddressIndexer
 
 
@@ -21,6 +28,15 @@ from secml.ipinsights.encoder import AddressIndexer
         ("1.2.3.", False),
         ("1..3.4", False),
         ("1.2.3.4a", False),
+        (" 1.2.3.4", False),
+        ("1.2.3.04", False),
+        ("1.2.3.-4", False),
+        ("1.2.3.4/32", False),
+        ("0x1.2.3.4", False),
+        ("1.2.3.256", False),
+        ("1e1.2.3.4", False),
+        ("\uff11.2.3.4", False),  # a full-width digit
+        ("1.2.3.4%eth0", False),
         ("", False),
         ("2001:db8::1", True),
         ("::1", True),
@@ -44,6 +60,33 @@ def test_vectorised_ipv4_matches_ipaddress_on_random_addresses():
     addresses, ok = parse_addresses(texts)
     assert ok.all() and not addresses.is_v6.any()
     assert (addresses.lo == values).all()
+
+
+def test_validity_agrees_with_ipaddress_on_random_near_addresses():
+    rng = np.random.default_rng(7)
+    alphabet = list("0123456789....:af ")
+    texts = []
+    for _ in range(20_000):
+        base = str(ipaddress.IPv4Address(int(rng.integers(0, 2**32))))
+        edit = list(base)
+        for _ in range(int(rng.integers(0, 3))):
+            at = int(rng.integers(0, len(edit) + 1))
+            if rng.random() < 0.5 and at < len(edit):
+                del edit[at]
+            else:
+                edit.insert(at, str(rng.choice(alphabet)))
+        texts.append("".join(edit))
+
+    def valid(text):
+        try:
+            ipaddress.ip_address(text)
+        except ValueError:
+            return False
+        return True
+
+    _, ok = parse_addresses(texts)
+    assert ok.tolist() == [valid(t) for t in texts]
+    assert 0.2 < ok.mean() < 0.9  # both kinds are exercised
 
 
 def test_ipv4_mapped_ipv6_is_the_ipv4_address():
@@ -98,3 +141,74 @@ def test_random_negatives_keep_the_family():
     addresses = random_addresses(np.random.default_rng(0), is_v6)
     assert (addresses.is_v6 == is_v6).all()
     assert (addresses.lo[~is_v6] < 2**32).all() and (addresses.hi[~is_v6] == 0).all()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1.2.3.4\x00",  # numpy's fixed-width strings drop trailing NULs
+        "1.2.3.4\x00\x00",
+        "\x001.2.3.4",
+        "1.2\x00.3.4",
+        "::1\x00",
+        "2001:db8::1\x00",
+        "::ffff:10.0.0.1\x00",
+    ],
+)
+def test_nul_characters_are_refused(text):
+    _, ok = parse_addresses([text, "1.2.3.4"])
+    assert ok.tolist() == [False, True]
+
+
+def test_a_value_longer_than_any_address_is_invalid_before_parsing():
+    longest = "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255"
+    assert len(longest) == MAX_ADDRESS_LENGTH
+    _, ok = parse_addresses([longest, longest + " ", "1.2.3.4" + " " * 40, "1" * 20_000])
+    assert ok.tolist() == [True, False, False, False]
+
+
+def test_no_parser_sees_a_value_longer_than_an_address(monkeypatch):
+    import secml.ipinsights.addresses as module
+
+    seen: list[int] = []
+    real_pton, real_v6 = module._PTON4, module.ipaddress.IPv6Address
+
+    def pton(text):
+        seen.append(len(text))
+        return real_pton(text)
+
+    def v6(text):
+        seen.append(len(text))
+        return real_v6(text)
+
+    monkeypatch.setattr(module, "_PTON4", pton)
+    monkeypatch.setattr(module.ipaddress, "IPv6Address", v6)
+    junk = ["1" * 20_000, "1.2.3.4" * 3000, "::" + "1:" * 5000, "x" * 46]
+    _, ok = parse_addresses(["1.2.3.4", "::1", *junk])
+    assert ok.tolist() == [True, True, False, False, False, False]
+    assert seen and max(seen) <= MAX_ADDRESS_LENGTH
+
+
+def test_one_huge_junk_value_does_not_multiply_parsing_memory():
+    import tracemalloc
+
+    texts = [f"10.{i // 256 % 256}.{i % 256}.1" for i in range(3000)] + ["9" * 20_000]
+    tracemalloc.start()
+    try:
+        _, ok = parse_addresses(texts)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert ok[:3000].all() and not ok[3000]
+    # before: a 3001 x 20000 matrix of 4-byte code points, 240 MB
+    assert peak < 4 * 2**20
+
+
+def test_error_lines_quote_a_short_prefix_of_a_long_bad_value():
+    assert quote_value("1.2.3") == "'1.2.3'"
+    quoted = quote_value("x" * 20_000)
+    assert quoted.startswith("'xxxx") and "20,000 characters" in quoted and len(quoted) < 80
+    with pytest.raises(SecmlError) as raised:
+        load_pairs([("alice", "1.2.3.4"), ("bob", "y" * 20_000)])
+    assert len(str(raised.value)) < 200 and "line" not in str(raised.value)
+    assert "row 2:" in str(raised.value) and "20,000 characters" in str(raised.value)

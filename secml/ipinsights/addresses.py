@@ -4,19 +4,29 @@ An address is held as three parallel numpy arrays: ``is_v6`` (bool), ``hi`` and 
 IPv4 keeps its 32-bit value in ``lo`` (``hi`` = 0). IPv4-mapped IPv6 (``::ffff:a.b.c.d``) is
 treated as the IPv4 address it carries, so one client seen both ways is one address.
 
-IPv4 is parsed with numpy, one column of characters at a time across all rows (dotted decimal,
-four octets 0-255, no leading zeros: the same strictness as Python's ``ipaddress``). IPv6 strings
-are rare in these logs and go through ``ipaddress`` once per *distinct* string.
+Parsing is done once per *distinct* string (logs repeat addresses a lot): IPv4 with
+``inet_pton`` plus a check that the text is the canonical dotted quad (four decimal octets 0-255,
+no leading zeros: the same strictness as Python's ``ipaddress``), IPv6 with ``ipaddress``.
+
+A string longer than any address (``MAX_ADDRESS_LENGTH``) is invalid before any parser sees it.
+(The numpy parser used before sized a character matrix by the longest string, so one 20 KB junk
+value cost 20 KB for every distinct string beside it, and its fixed-width strings dropped
+trailing NULs, which made ``1.2.3.4\\x00`` an address.)
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import socket
 from dataclasses import dataclass
 
 import numpy as np
 
 U64 = np.uint64
+# the longest text form of an address: "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255"
+MAX_ADDRESS_LENGTH = 45
+QUOTE_PREFIX = 40  # characters of a bad value an error line quotes
 MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
@@ -33,36 +43,13 @@ class Addresses:
         return Addresses(self.is_v6[index], self.hi[index], self.lo[index])
 
 
-def _parse_ipv4_column(chars: np.ndarray, length: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """chars: (n, w) uint32 code points (0 beyond the end). Returns (ok, value as uint64)."""
-    n, width = chars.shape
-    ok = (length >= 7) & (length <= 15)
-    value = np.zeros(n, dtype=np.int64)
-    octet = np.zeros(n, dtype=np.int64)
-    digits = np.zeros(n, dtype=np.int64)
-    dots = np.zeros(n, dtype=np.int64)
-    leading_zero = np.zeros(n, dtype=bool)
-    for j in range(min(width, 15)):
-        c = chars[:, j].astype(np.int64)
-        inside = j < length
-        is_digit = inside & (c >= 48) & (c <= 57)
-        is_dot = inside & (c == 46)
-        ok &= ~inside | is_digit | is_dot
-        # a digit after a lone leading "0" in the same octet: "01" is ambiguous (octal), refused
-        leading_zero |= is_digit & (digits == 1) & (octet == 0)
-        octet = np.where(is_digit, octet * 10 + (c - 48), octet)
-        digits = np.where(is_digit, digits + 1, digits)
-        closes = is_dot | (inside & (j == length - 1))
-        ok &= ~closes | ((digits >= 1) & (digits <= 3) & (octet <= 255))
-        value = np.where(closes, (value << 8) | octet, value)
-        octet = np.where(is_dot, 0, octet)
-        digits = np.where(is_dot, 0, digits)
-        dots += is_dot
-    ok &= (dots == 3) & ~leading_zero
-    # the last character must be a digit (closes the fourth octet); "1.2.3." fails dots/digits
-    last = chars[np.arange(n), np.clip(length - 1, 0, width - 1)].astype(np.int64)
-    ok &= (last >= 48) & (last <= 57)
-    return ok, value.astype(np.uint64)
+def quote_value(text: object) -> str:
+    """A bad value for an error line: its repr, cut to a short prefix when it is long."""
+    if not isinstance(text, str):
+        return repr(text)
+    if len(text) <= QUOTE_PREFIX:
+        return repr(text)
+    return f"{text[:QUOTE_PREFIX]!r}... ({len(text):,} characters)"
 
 
 def parse_addresses(texts: np.ndarray | list[str]) -> tuple[Addresses, np.ndarray]:
@@ -73,53 +60,98 @@ def parse_addresses(texts: np.ndarray | list[str]) -> tuple[Addresses, np.ndarra
     texts = np.asarray(texts, dtype=object)
     n = len(texts)
     if n == 0:
-        empty = np.zeros(0, dtype=np.uint64)
-        return Addresses(np.zeros(0, dtype=bool), empty, empty.copy()), np.zeros(0, dtype=bool)
+        return parse_distinct_addresses([])
     import pandas as pd
 
     codes, uniques = pd.factorize(texts, use_na_sentinel=True)
-    uniq = np.asarray(uniques, dtype=object)
+    u_addr, u_ok = parse_distinct_addresses(list(uniques))
+    valid = codes >= 0
+    safe = np.where(valid, codes, 0)
+    ok = valid & (u_ok[safe] if len(u_ok) else False)
+    if not len(u_ok):
+        zeros = np.zeros(n, np.uint64)
+        return Addresses(np.zeros(n, dtype=bool), zeros, zeros.copy()), ok
+    addresses = Addresses(
+        np.where(ok, u_addr.is_v6[safe], False),
+        np.where(ok, u_addr.hi[safe], 0).astype(np.uint64),
+        np.where(ok, u_addr.lo[safe], 0).astype(np.uint64),
+    )
+    return addresses, ok
+
+
+def parse_distinct_addresses(uniq: list) -> tuple[Addresses, np.ndarray]:
+    """``parse_addresses`` for values already made distinct (the scoring path factorizes once
+    and keeps the codes). Returns (addresses, ok) per value; rows with ok=False are zeros.
+
+    Only strings of an address's length reach a parser: IPv4 candidates (7-15 characters) go
+    through ``inet_pton``, and what it refuses but holds a ``:`` through ``ipaddress``.
+    """
     m = len(uniq)
     u_ok = np.zeros(m, dtype=bool)
     u_v6 = np.zeros(m, dtype=bool)
     u_hi = np.zeros(m, dtype=np.uint64)
     u_lo = np.zeros(m, dtype=np.uint64)
-    if m:
-        as_str = np.array([s if isinstance(s, str) else "" for s in uniq], dtype=str)
-        length = np.strings.str_len(as_str)
-        width = as_str.dtype.itemsize // 4
-        if width == 0:
-            as_str = as_str.astype("U1")
-            width = 1
-        chars = as_str.view(np.uint32).reshape(m, width)
-        has_colon = (chars == 58).any(axis=1)
-        v4_rows = np.flatnonzero(~has_colon & (length > 0))
-        if len(v4_rows):
-            ok4, val4 = _parse_ipv4_column(chars[v4_rows], length[v4_rows])
-            u_ok[v4_rows] = ok4
-            u_lo[v4_rows] = np.where(ok4, val4, 0)
-        for i in np.flatnonzero(has_colon):
+    try:
+        length = np.fromiter(map(len, uniq), dtype=np.int64, count=m)
+        if not all(map(str.__instancecheck__, uniq)):
+            raise TypeError
+    except TypeError:
+        length = np.fromiter(
+            (len(s) if isinstance(s, str) else -1 for s in uniq), dtype=np.int64, count=m
+        )
+    v4 = np.flatnonzero((length >= 7) & (length <= 15))
+    if len(v4):
+        ok4, val4 = _parse_ipv4([uniq[i] for i in v4.tolist()], length[v4])
+        u_ok[v4] = ok4
+        u_lo[v4] = val4
+    # "::" is the shortest IPv6 text; NULs are refused by both parsers
+    for i in np.flatnonzero((length >= 2) & (length <= MAX_ADDRESS_LENGTH) & ~u_ok).tolist():
+        text = uniq[i]
+        if ":" not in text:
+            continue
+        try:
+            addr = ipaddress.IPv6Address(text)
+        except ValueError:
+            continue
+        u_ok[i] = True
+        if addr.ipv4_mapped is not None:
+            u_lo[i] = int(addr.ipv4_mapped)
+        else:
+            value = int(addr)
+            u_v6[i] = True
+            u_hi[i] = value >> 64
+            u_lo[i] = value & 0xFFFFFFFFFFFFFFFF
+    return Addresses(u_v6, u_hi, u_lo), u_ok
+
+
+_PTON4 = functools.partial(socket.inet_pton, socket.AF_INET)
+
+
+def _parse_ipv4(texts: list[str], length: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(ok, value as uint64) of IPv4 candidates: ``inet_pton`` (about 5x the speed of the
+    column-wise numpy parser this replaces), then a check that the text is exactly the
+    canonical dotted quad of its value (the same strictness as ``ipaddress``: no leading zeros,
+    four decimal octets), whatever the platform's ``inet_pton`` tolerates."""
+    k = len(texts)
+    ok = np.ones(k, dtype=bool)
+    try:
+        packed = b"".join(map(_PTON4, texts))
+    except (OSError, ValueError):
+        parts = []
+        for j, text in enumerate(texts):
             try:
-                addr = ipaddress.IPv6Address(str(as_str[i]))
-            except ValueError:
-                continue
-            u_ok[i] = True
-            if addr.ipv4_mapped is not None:
-                u_lo[i] = int(addr.ipv4_mapped)
-            else:
-                value = int(addr)
-                u_v6[i] = True
-                u_hi[i] = value >> 64
-                u_lo[i] = value & 0xFFFFFFFFFFFFFFFF
-    valid = codes >= 0
-    safe = np.where(valid, codes, 0)
-    ok = valid & (u_ok[safe] if m else False)
-    addresses = Addresses(
-        np.where(ok, u_v6[safe], False) if m else np.zeros(n, dtype=bool),
-        np.where(ok, u_hi[safe], 0).astype(np.uint64) if m else np.zeros(n, np.uint64),
-        np.where(ok, u_lo[safe], 0).astype(np.uint64) if m else np.zeros(n, np.uint64),
-    )
-    return addresses, ok
+                parts.append(_PTON4(text))
+            except (OSError, ValueError):
+                parts.append(b"\0\0\0\0")
+                ok[j] = False
+        packed = b"".join(parts)
+    value = np.frombuffer(packed, dtype=">u4").astype(np.int64)
+    digits = np.zeros(k, dtype=np.int64)
+    for shift in (24, 16, 8, 0):
+        octet = (value >> shift) & 0xFF
+        digits += 1 + (octet >= 10) + (octet >= 100)
+    ok &= digits + 3 == length
+    return ok, np.where(ok, value, 0).astype(np.uint64)
 
 
 def format_address(is_v6: bool, hi: int, lo: int) -> str:

@@ -141,27 +141,33 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_score(args: argparse.Namespace) -> int:
-    import json
-
-    from secml.ipinsights.data import CsvBytes, load_pairs
     from secml.ipinsights.model import IPInsights
+    from secml.ipinsights.scoring import open_csv, score_csv
 
     model = IPInsights.load(args.model_dir, device=args.device)
-    source = args.file if args.file and args.file != "-" else CsvBytes(sys.stdin.buffer.read())
-    pairs = load_pairs(source, skip_invalid=args.skip_invalid)
-    response = model.predict_pairs(pairs, verbose=args.verbose)
-    out = sys.stdout
+    from_stdin = not args.file or args.file == "-"
+    source = sys.stdin.buffer if from_stdin else open_csv(args.file)
+    name = "stdin" if from_stdin else str(args.file)
     try:
-        if args.verbose:
-            out.writelines(json.dumps(p) + "\n" for p in response["predictions"])
-        else:
-            out.writelines(
-                f'{{"dot_product": {p["dot_product"]!r}}}\n' for p in response["predictions"]
-            )
-        out.flush()
+        # streamed in blocks; nothing reaches stdout unless the whole input is good
+        summary = score_csv(
+            model,
+            source,
+            name,
+            sys.stdout.buffer,
+            skip_invalid=args.skip_invalid,
+            verbose=args.verbose,
+        )
+        sys.stdout.flush()
     except BrokenPipeError:
         sys.stderr.close()  # the reader went away (| head): not an error worth a traceback
         return 0
-    if pairs.skipped:
-        print(f"score: skipped {pairs.skipped} invalid rows ({pairs.problems[0]})", file=sys.stderr)
+    finally:
+        if not from_stdin:
+            source.close()
+    if summary.skipped:
+        print(
+            f"score: skipped {summary.skipped} invalid rows ({summary.first_problem})",
+            file=sys.stderr,
+        )
     return 0

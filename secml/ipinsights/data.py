@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from secml.errors import SecmlError
-from secml.ipinsights.addresses import Addresses, parse_addresses
+from secml.ipinsights.addresses import Addresses, parse_addresses, quote_value
 
 
 @dataclass
@@ -196,7 +196,8 @@ def load_pairs(source: Any, *, skip_invalid: bool = False, what: str = "input") 
         if bad_entity[i]:
             problems.append((int(numbers[i]), entity_problems[entities[i]]))
         else:
-            problems.append((int(numbers[i]), f"{ip_arr[i]!r} is not an IPv4 or IPv6 address"))
+            bad = quote_value(ip_arr[i])
+            problems.append((int(numbers[i]), f"{bad} is not an IPv4 or IPv6 address"))
     keep = ok & ~bad_entity
     problems.sort()
     described = [f"{label} {where} {n}: {why}" for n, why in problems[:5]]

@@ -16,24 +16,36 @@ import torch
 
 from secml import __version__
 from secml.errors import SecmlError
-from secml.ipinsights.addresses import IPV4_PREFIXES, IPV6_PREFIXES, NUM_LEVELS, parse_addresses
+from secml.ipinsights.addresses import (
+    IPV4_PREFIXES,
+    IPV6_PREFIXES,
+    NUM_LEVELS,
+    Addresses,
+    parse_distinct_addresses,
+    quote_value,
+)
 from secml.ipinsights.data import Pairs, entity_hashes, load_pairs
 from secml.ipinsights.encoder import ENCODERS, AddressIndexer
 from secml.ipinsights.hyperparameters import validate_hyperparameters
 from secml.ipinsights.metrics import roc_auc
 from secml.ipinsights.network import IPInsightsNet
+from secml.ipinsights.scoring import as_objects, distinct_entity_hashes, factorize_texts
 from secml.ipinsights.trainer import (
+    DEFAULT_ENTITY_SMOOTHING,
     DEFAULT_PREFIX_DROPOUT,
     DEFAULT_PREFIX_LR_SCALE,
+    NETWORK_SLOT,
     TrainData,
     Trainer,
+    smooth_entities,
 )
 from secml.outputs import atomic_directory
 
 log = logging.getLogger("secml.ipinsights")
 
 FORMAT_VERSION = 1
-SCORE_CHUNK = 65536
+SCORE_CHUNK = 8192  # rows of embeddings at a time (4 MiB at vector_dim 128: cache-sized)
+SCORE_ROWS = 1 << 20  # rows of input per factorization in score()
 ENTITY_ROWS = ("table", "hash")
 
 
@@ -109,7 +121,10 @@ class IPInsights:
     the sorted entity hashes, which the model keeps anyway) whenever there are at least as many
     rows as entities, and falls back to ``hash`` otherwise; ``hash`` is the built-in's
     assignment, 64-bit hash modulo ``num_entity_vectors``, where entities can collide (at the
-    advised 2x rows, about 2 in 5 training entities share their row with another).
+    advised 2x rows, about 2 in 5 training entities share their row with another);
+    and ``entity_smoothing`` (default 0.7; 0 turns it off), how far each training entity's
+    vector moves, after the last epoch, towards the entities that used the same networks
+    (``trainer.smooth_entities``: learning from colleagues).
     """
 
     def __init__(
@@ -121,6 +136,7 @@ class IPInsights:
         prefix_dropout: float | Sequence[float] | None = None,
         prefix_lr_scale: float | Sequence[float] | None = None,
         entity_rows: str = "table",
+        entity_smoothing: float | None = None,
         **hyperparameters: Any,
     ):
         self.hyperparameters = validate_hyperparameters(hyperparameters)
@@ -134,6 +150,17 @@ class IPInsights:
         self.entity_rows = entity_rows
         self.prefix_dropout = _prefix_setting("prefix_dropout", prefix_dropout, ip_encoder)
         self.prefix_lr_scale = _prefix_setting("prefix_lr_scale", prefix_lr_scale, ip_encoder)
+        if entity_smoothing is None:
+            entity_smoothing = 0.0 if ip_encoder == "octet" else DEFAULT_ENTITY_SMOOTHING
+        if (
+            isinstance(entity_smoothing, bool)
+            or not isinstance(entity_smoothing, int | float)
+            or not 0 <= entity_smoothing <= 1
+        ):
+            raise SecmlError(f"entity_smoothing={entity_smoothing!r}: expected a number in [0, 1]")
+        if ip_encoder == "octet" and entity_smoothing:
+            raise SecmlError("entity_smoothing needs prefix levels: use ip_encoder prefix, hashed")
+        self.entity_smoothing = float(entity_smoothing)
         self.seed = seed
         self.device = resolve_device(device)
         self.net: IPInsightsNet | None = None
@@ -265,6 +292,14 @@ class IPInsights:
                     if k != "epoch"
                 ),
             )
+        with torch.no_grad():
+            smooth_entities(
+                self.net.entity.data,
+                data.entity_rows,
+                data.ip_slots[:, NETWORK_SLOT],
+                self.entity_smoothing,
+                skip=self.net.padding_row,
+            )
         self._set_population(data.entity_rows)
         self.net.eval()
         return self.history
@@ -288,17 +323,23 @@ class IPInsights:
     def known_entities(self, entities) -> np.ndarray:
         """True where the entity was in the training data (by its 64-bit hash)."""
         self._require_trained()
-        hashes = entity_hashes(np.asarray(entities, dtype=object))
+        codes, uniques = factorize_texts(np.asarray(entities, dtype=object))
+        return self._known(distinct_entity_hashes(uniques))[codes]
+
+    def _known(self, hashes: np.ndarray) -> np.ndarray:
         if len(self.known_hashes) == 0:
             return np.zeros(len(hashes), dtype=bool)
         pos = np.searchsorted(self.known_hashes, hashes)
         return self.known_hashes[np.minimum(pos, len(self.known_hashes) - 1)] == hashes
 
     def _embed(self, entities: np.ndarray, addresses, *, need_embeddings: bool):
+        """Scores, known flags and, with ``need_embeddings``, both embeddings of every row
+        (the ``verbose`` path; plain scores go through ``score_distinct``)."""
         self._require_trained()
-        hashes = entity_hashes(entities)
-        known = self.known_entities(entities)
-        rows = self._entity_rows(hashes)
+        codes, uniques = factorize_texts(entities)
+        hashes = distinct_entity_hashes(uniques)
+        known = self._known(hashes)[codes]
+        rows = self._entity_rows(hashes)[codes]
         slots = self.indexer.rows(addresses)
         net = self.net
         net.eval()
@@ -319,25 +360,96 @@ class IPInsights:
             return score, known, np.concatenate(ents), np.concatenate(ips)
         return score, known
 
+    def score_distinct(
+        self,
+        entities: Sequence[str],
+        entity_codes: np.ndarray,
+        addresses: Addresses,
+        address_codes: np.ndarray,
+    ) -> np.ndarray:
+        """Scores of the rows (``entities[entity_codes[i]]``, ``addresses[address_codes[i]]``):
+        each distinct entity is hashed and embedded once, each distinct address encoded once,
+        each distinct pair scored once (see ``scoring.py``).
+
+        With FC layers the last one is folded into the entity side, as in training:
+        ``e . (W h + b) = (e W) . h + e . b``, so an address costs the sum of its table rows
+        (and the hidden layers, if any) and a pair one dot product of ``vector_dim``.
+        """
+        import pandas as pd
+
+        self._require_trained()
+        n = len(entity_codes)
+        if n == 0:
+            return np.zeros(0)
+        hashes = distinct_entity_hashes(list(entities))
+        known = torch.from_numpy(self._known(hashes)).to(self.device)
+        rows = torch.from_numpy(self._entity_rows(hashes)).to(self.device)
+        slots = self.indexer.rows(addresses)
+        net = self.net
+        net.eval()
+        num_addresses = len(addresses)
+        pair_codes, distinct = pd.factorize(
+            np.asarray(entity_codes, dtype=np.int64) * num_addresses + address_codes
+        )
+        pair_entity = torch.from_numpy(distinct // num_addresses).to(self.device)
+        pair_address = torch.from_numpy(distinct % num_addresses).to(self.device)
+        slots_t = torch.from_numpy(slots).to(self.device)
+        # an address's encoding is computed once when pairs share addresses (or hidden layers
+        # make it costly); else each pair sums its address's rows itself (one pass, no copy)
+        per_address = len(net.layers) > 1 or len(distinct) > 2 * num_addresses
+        out = torch.empty(len(distinct), dtype=torch.float32, device=self.device)
+        with torch.inference_mode():
+            e = net.entity.index_select(0, rows)
+            e = torch.where(known[:, None], e, net.population)
+            if len(net.layers):
+                last = net.layers[-1]
+                q, c = e @ last.weight, e @ last.bias
+            else:
+                q, c = e, None
+            if per_address:
+                h = torch.empty(num_addresses, q.shape[1], device=self.device)
+                for i in range(0, num_addresses, SCORE_CHUNK):
+                    h[i : i + SCORE_CHUNK] = net.hidden(net.bag(slots_t[i : i + SCORE_CHUNK]))
+            for i in range(0, len(distinct), SCORE_CHUNK):
+                pe = pair_entity[i : i + SCORE_CHUNK]
+                pa = pair_address[i : i + SCORE_CHUNK]
+                hp = h.index_select(0, pa) if per_address else net.bag(slots_t.index_select(0, pa))
+                # einsum runs as a batched matrix product: no (rows, vector_dim) temporary
+                part = torch.einsum("bd,bd->b", q.index_select(0, pe), hp)
+                if c is not None:
+                    part += c.index_select(0, pe)
+                out[i : i + SCORE_CHUNK] = part
+        return out.cpu().numpy().astype(np.float64)[pair_codes]
+
     def _score_parsed(self, entities: np.ndarray, addresses) -> np.ndarray:
-        return self._embed(entities, addresses, need_embeddings=False)[0]
+        codes, uniques = factorize_texts(entities)
+        return self.score_distinct(uniques, codes, addresses, np.arange(len(addresses)))
 
     def score(self, entities, ips) -> np.ndarray:
-        """Dot products for aligned sequences of entities and address strings (the fast path).
+        """Dot products for aligned sequences of entities and address strings (the fast path:
+        work per distinct entity, address and pair; ``SCORE_ROWS`` rows at a time).
 
         Unseen entities are scored with the population vector (see docs/ipinsights-engine.md);
         invalid addresses raise SecmlError naming the first one.
         """
-        entities = np.asarray(list(entities) if not hasattr(entities, "__len__") else entities)
-        entities = np.asarray([str(e).strip() for e in entities], dtype=object)
-        ip_texts = np.asarray([str(i).strip() for i in ips], dtype=object)
-        if len(entities) != len(ip_texts):
-            raise SecmlError(f"{len(entities)} entities but {len(ip_texts)} addresses")
-        addresses, ok = parse_addresses(ip_texts)
-        if not ok.all():
-            bad = int(np.flatnonzero(~ok)[0])
-            raise SecmlError(f"row {bad + 1}: {ip_texts[bad]!r} is not an IPv4 or IPv6 address")
-        return self._score_parsed(entities, addresses)
+        self._require_trained()
+        entities, ips = as_objects(entities), as_objects(ips)
+        if len(entities) != len(ips):
+            raise SecmlError(f"{len(entities)} entities but {len(ips)} addresses")
+        out = np.empty(len(entities), dtype=np.float64)
+        for start in range(0, len(entities), SCORE_ROWS):
+            stop = start + SCORE_ROWS
+            ent_codes, ent_uniq = factorize_texts(entities[start:stop])
+            ip_codes, ip_uniq = factorize_texts(ips[start:stop])
+            addresses, ok = parse_distinct_addresses(ip_uniq)
+            if not ok.all():
+                bad = int(np.flatnonzero(~ok[ip_codes])[0])
+                raise SecmlError(
+                    f"row {start + bad + 1}: {quote_value(ip_uniq[ip_codes[bad]])} is not an "
+                    "IPv4 or IPv6 address"
+                )
+            out[start:stop] = self.score_distinct(ent_uniq, ent_codes, addresses, ip_codes)
+        return out
 
     def predict(self, pairs: Any, verbose: bool = False, *, skip_invalid: bool = False) -> dict:
         """The built-in's application/json response: {"predictions": [{"dot_product": x}, ...]}.
@@ -351,7 +463,7 @@ class IPInsights:
     def predict_pairs(self, pairs: Pairs, verbose: bool = False) -> dict:
         if not verbose:
             scores = self._score_parsed(pairs.entities, pairs.addresses)
-            return {"predictions": [{"dot_product": float(s)} for s in scores]}
+            return {"predictions": [{"dot_product": s} for s in scores.tolist()]}
         scores, known, ents, ips = self._embed(
             pairs.entities, pairs.addresses, need_embeddings=True
         )

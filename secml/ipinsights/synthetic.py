@@ -9,8 +9,13 @@ and now and then travel (a login from a random network). Ten days; the first sev
 During training a user works from two of the organisation's offices; later from any of them.
 A per-user heuristic cannot know the other offices; a model that learns from colleagues can.
 
-Evaluation pairs: held-out logins of users seen in training (label 1) against the same users
-paired with an address from a random network of the table (label 0).
+``adjacent``: organisations own consecutive /16s; later logins come from ranges next to the
+training ones that share no /16 with any training address.
+
+Evaluation pairs: held-out logins of users seen in training (label 1) against the same users,
+each held-out login's user once more, paired with an address from a random network of the
+table (label 0): anomalies are drawn for the same users as the normal pairs, so no scorer
+gains from which users the anomalies happen to pick.
 """
 
 from __future__ import annotations
@@ -180,6 +185,58 @@ def organisation_logins(
         usual[user, rng.integers(0, offices_in_training, n)],
     )
     office_net = offices[org[user], which]
+    at_home = rng.random(n) < 0.3
+    net = np.where(at_home, home[user], office_net)
+    anchor = np.where(at_home, home_anchor[user], rng.integers(0, sizes[net]))
+    ip = _address_in(rng, starts, sizes, net, anchor, np.minimum(sizes[net] // 4, 64))
+    return _split_and_negatives(rng, user, day, ip, starts, sizes, train_days)
+
+
+def adjacent_range_logins(
+    num_orgs: int = 100,
+    users_per_org: int = 20,
+    ranges_per_org: int = 8,
+    ranges_in_training: int = 4,
+    num_networks: int = 3000,
+    logins_per_day: float = 6.0,
+    days: int = 10,
+    train_days: int = 7,
+    seed: int = 0,
+) -> LoginSet:
+    """Organisations own ``ranges_per_org`` consecutive /16s. In training their users log in
+    from the first ``ranges_in_training`` of them (two each); later only from the others:
+    ranges *adjacent* in address space that share no /16 with any training address. A model
+    that only knows the networks it saw has the /8 to go on; closeness in address space is
+    what carries over (the nearest-seen heuristic's strength)."""
+    rng = np.random.default_rng(seed)
+    starts, sizes = _network_table(rng, num_networks)
+    taken = {int(x) >> 16 for x in starts}
+    org_base = []
+    while len(org_base) < num_orgs:
+        base = int(rng.integers(1 << 8, 224 << 8)) // ranges_per_org * ranges_per_org
+        block = set(range(base, base + ranges_per_org))
+        if not block & taken:
+            taken |= block
+            org_base.append(base)
+    org_start = np.repeat(org_base, ranges_per_org) + np.tile(np.arange(ranges_per_org), num_orgs)
+    starts = np.concatenate([org_start.astype(np.int64) << 16, starts])
+    sizes = np.concatenate([np.full(num_orgs * ranges_per_org, 1 << 16, dtype=np.int64), sizes])
+    num_users = num_orgs * users_per_org
+    org = np.repeat(np.arange(num_orgs), users_per_org)
+    usual = np.stack([rng.choice(ranges_in_training, 2, replace=False) for _ in range(num_users)])
+    home = num_orgs * ranges_per_org + rng.integers(0, num_networks, num_users)
+    home_anchor = rng.integers(0, sizes[home])
+    per_user_day = rng.poisson(logins_per_day, size=(num_users, days))
+    user = np.repeat(np.tile(np.arange(num_users), days), per_user_day.T.reshape(-1))
+    day = np.repeat(np.repeat(np.arange(days), num_users), per_user_day.T.reshape(-1))
+    n = len(user)
+    later = day >= train_days
+    which = np.where(
+        later,
+        rng.integers(ranges_in_training, ranges_per_org, n),
+        usual[user, rng.integers(0, 2, n)],
+    )
+    office_net = org[user] * ranges_per_org + which
     at_home = rng.random(n) < 0.3
     net = np.where(at_home, home[user], office_net)
     anchor = np.where(at_home, home_anchor[user], rng.integers(0, sizes[net]))

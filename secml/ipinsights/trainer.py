@@ -56,6 +56,9 @@ BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
 # engine defaults (measured in benchmarks/ipinsights.py; docs/ipinsights-engine.md)
 DEFAULT_PREFIX_DROPOUT = (0.5,)  # drop /32 (IPv6 /128) from half the training pairs
 DEFAULT_PREFIX_LR_SCALE = (0.25, 0.25)  # /32 and /24 rows (IPv6 /128, /64) learn at lr / 4
+DEFAULT_ENTITY_SMOOTHING = 0.7  # after training: e <- 0.3 e + 0.7 (mean of network means), twice
+SMOOTHING_PASSES = 2
+NETWORK_SLOT = 2  # the /16 row of an IPv4 address (IPv6: /32): "which network"
 
 
 class LazyAdam:
@@ -357,6 +360,42 @@ class Trainer:
             "seconds": elapsed,
             "records_per_second": records / max(elapsed, 1e-9),
         }
+
+
+def smooth_entities(
+    table: torch.Tensor,
+    entity_rows: torch.Tensor,
+    network_rows: torch.Tensor,
+    weight: float,
+    passes: int = SMOOTHING_PASSES,
+    skip: int | None = None,
+) -> None:
+    """Learn from colleagues, after training: each training entity's vector moves ``weight`` of
+    the way to the mean, over the networks it used, of the mean vector of the entities that
+    used that network (``passes`` times: colleagues of colleagues). In place.
+
+    Users of one organisation who were each seen at a few of its offices end up near each
+    other, so an office a user never used but colleagues did scores as theirs. Networks are
+    the /16 rows (IPv6 /32) of the training pairs; ``skip`` (the padding row) is no network.
+    """
+    if weight <= 0 or passes <= 0 or len(entity_rows) == 0:
+        return
+    keep = network_rows != skip if skip is not None else torch.ones_like(network_rows, dtype=bool)
+    span = int(network_rows.max()) + 1
+    pairs = torch.unique(entity_rows[keep] * span + network_rows[keep])
+    users, networks = pairs // span, pairs % span
+    networks, net_index = torch.unique(networks, return_inverse=True)
+    users, user_index = torch.unique(users, return_inverse=True)
+    per_network = torch.bincount(net_index, minlength=len(networks)).to(table.dtype)[:, None]
+    per_user = torch.bincount(user_index, minlength=len(users)).to(table.dtype)[:, None]
+    vectors = table.index_select(0, users)
+    for _ in range(passes):
+        means = torch.zeros(len(networks), table.shape[1], dtype=table.dtype)
+        means.index_add_(0, net_index, vectors.index_select(0, user_index)).div_(per_network)
+        around = torch.zeros_like(vectors)
+        around.index_add_(0, user_index, means.index_select(0, net_index)).div_(per_user)
+        vectors = vectors.mul_(1 - weight).add_(around, alpha=weight)
+    table.index_copy_(0, users, vectors)
 
 
 def addresses_to_slots(indexer: AddressIndexer, addresses: Addresses, device) -> torch.Tensor:
