@@ -88,13 +88,40 @@ def _classify(value: str, ipv4_only: bool) -> tuple[str | None, str | None]:
 
 
 def principal_of(principal_id: object) -> str | None:
-    """principalId before the first ':' (the role, not its session), if it is CSV-safe."""
+    """principalId before the first ':' (the role, not its session), if a tuple may hold it."""
     if type(principal_id) is not str:
         return None
     principal = principal_id.partition(":")[0].strip()
-    if not principal or "," in principal or '"' in principal or "\n" in principal:
+    return principal if tuple_field_ok(principal) else None
+
+
+# ---- what a tuple may hold -------------------------------------------------------------------
+# The rule the tuples' CSV writer (here) and its readers (secml/ipinsights/data.py, SageMaker's
+# CSV parser) agree on: a field is non-empty printable text (str.isprintable(): no control
+# characters, line or paragraph separators, lone surrogates or other unassigned code points),
+# without ',' or '"' (the file is unquoted CSV) and without whitespace at either end (readers
+# strip it). Anything else is skipped and counted, never written.
+
+UNWRITABLE = "unwritable-tuple"  # skip reason: a tuple (from get_tuple) that breaks the rule
+
+
+def tuple_field_ok(text: str) -> bool:
+    return (
+        bool(text)
+        and text.isprintable()
+        and text == text.strip()
+        and "," not in text
+        and '"' not in text
+    )
+
+
+def tuple_line(principal: object, address: object) -> bytes | None:
+    """The tuple's CSV line, or None if either field breaks the rule above."""
+    if type(principal) is not str or type(address) is not str:
         return None
-    return principal
+    if not (tuple_field_ok(principal) and tuple_field_ok(address)):
+        return None
+    return f"{principal},{address}\n".encode()
 
 
 # ---- run summary -----------------------------------------------------------------------------
@@ -499,9 +526,10 @@ class CsvTuples(Sequence):
 class TupleOutput:
     """Tuples spooled to a temporary file, published in one step (upload or rename) at the end."""
 
-    def __init__(self, destination: str) -> None:
+    def __init__(self, destination: str, skipped: Counter | None = None) -> None:
         self.destination = destination
         self.count = 0
+        self.skipped = skipped  # where tuples that break the CSV rule are counted
         if destination.startswith("s3://"):
             split_s3_uri(destination)
             directory = None  # /tmp in Lambda
@@ -514,11 +542,16 @@ class TupleOutput:
     def write(self, tuples: Sequence[tuple[str, str]]) -> None:
         if not tuples:
             return
-        if isinstance(tuples, CsvTuples):
+        if isinstance(tuples, CsvTuples):  # lines already checked by tuple_line()
             self._file.write(tuples.csv)
-        else:
-            self._file.write("".join([f"{p},{ip}\n" for p, ip in tuples]).encode())
-        self.count += len(tuples)
+            self.count += len(tuples)
+            return
+        lines = [tuple_line(*pair) for pair in tuples]
+        written = [line for line in lines if line is not None]
+        if len(written) < len(lines) and self.skipped is not None:
+            self.skipped[UNWRITABLE] += len(lines) - len(written)
+        self._file.write(b"".join(written))
+        self.count += len(written)
 
     def publish(self) -> str | None:
         """Move the file into place; with no tuples nothing is written (and None returned)."""
@@ -543,3 +576,67 @@ class TupleOutput:
             self._file.close()
         if os.path.exists(self._path):
             os.unlink(self._path)
+
+
+class Run:
+    """One handler invocation: its configuration, summary and output. Used as a context
+    manager: the output is published when the block ends normally and discarded when it
+    fails, so a failed run leaves nothing behind."""
+
+    def __init__(
+        self,
+        event: object,
+        *,
+        default_key: str,
+        print_limit: int,
+        unit: str = "records",
+        need_input: bool = True,
+    ) -> None:
+        self.config = config_from(event, default_key=default_key, need_input=need_input)
+        limit = event.get("print_limit", print_limit) if isinstance(event, dict) else print_limit
+        self.print_limit = limit if type(limit) is int and limit > 0 else 0
+        self.unit = unit
+        self.summary = Summary()
+        self.output = TupleOutput(self.config.output, self.summary.skipped)
+
+    def left_to_print(self) -> int:
+        """How many more records to print: the first print_limit of the run are."""
+        return max(0, self.print_limit - self.summary.records)
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is not None:
+            self.output.discard()
+            return False
+        try:
+            self.summary.tuples_written = self.output.count
+            self.summary.output = self.output.publish()
+        except BaseException:
+            self.output.discard()
+            raise
+        return False
+
+    def result(self) -> dict:
+        """The summary as the handler returns it, after saying what was left unprinted."""
+        summary = self.summary
+        if self.print_limit and summary.records > self.print_limit:
+            print(f"... and {summary.records - self.print_limit} more {self.unit} (not printed)")
+        if summary.output is None:
+            LOG.warning("no tuples written: exercise step not done yet, or no usable input")
+        result = summary.as_dict()
+        LOG.info("ingest done: %s", result)
+        return result
+
+
+def top_level_key_repeated(data: bytes, key: str) -> bool:
+    """Whether the JSON object in `data` has `key` more than once at its top level. A parser
+    keeps only the last one and drops the rest without a word; a log like that is refused."""
+    if data.count(json.dumps(key).encode()) < 2 and b"\\u" not in data:
+        return False
+    try:
+        pairs = json.loads(data, object_pairs_hook=lambda pairs: pairs)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(pairs, list) and sum(1 for k, _ in pairs if k == key) > 1

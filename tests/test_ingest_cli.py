@@ -138,11 +138,14 @@ def test_staging_is_deterministic_and_complete(tmp_path):
             b = stage_function(name, solutions=solutions, out_dir=tmp_path / "b")
             assert a.name == f"{name}-{'solution' if solutions else 'exercise'}"
             files = sorted(p.name for p in a.iterdir())
-            assert files == ["index.py", "ingest_common.py"]
+            reader = (
+                "cloudtrail_logs.py" if name.startswith("cloudtrail") else "guardduty_findings.py"
+            )
+            assert files == sorted(["index.py", "ingest_common.py", reader])
             for f in files:
                 assert (a / f).read_bytes() == (b / f).read_bytes()
             text = (a / "index.py").read_text()
-            assert "# EXERCISE" not in text
+            assert "# EXERCISE" not in text and "# SOLUTION" not in text
             compile(text, str(a / "index.py"), "exec")
 
 
@@ -153,10 +156,11 @@ def test_render_markers():
         "    if a:  # EXERCISE\n"
         "        g(a)  # EXERCISE\n"
         "    short(x)  # EXERCISE: full(x)\n"
+        "    return fast(x)  # SOLUTION\n"
+        "\n"
     )
-    assert (
-        render(src, solutions=True)
-        == "x = 1\n    a = f(1)\n    if a:\n        g(a)\n    short(x)\n"
+    assert render(src, solutions=True) == (
+        "x = 1\n    a = f(1)\n    if a:\n        g(a)\n    short(x)\n    return fast(x)\n"
     )
     assert render(src, solutions=False) == (
         "x = 1\n    # a = f(1)\n    # if a:\n    #     g(a)\n    full(x)\n"
