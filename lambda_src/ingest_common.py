@@ -26,11 +26,19 @@ from pathlib import Path
 
 try:  # not in the Lambda runtime; much faster where it is installed (the CLI, the demo)
     import orjson
-
-    _fast_loads = orjson.loads
 except ImportError:  # pragma: no cover - exercised by SECML_JSON=stdlib
     orjson = None
-    _fast_loads = json.loads
+
+
+def _fast_loads(data: bytes | str):
+    """orjson's parse, or the stdlib's where orjson refuses (a UTF-8 BOM, NaN, a lone surrogate
+    escape, integers past 64 bits): the same answers as the Lambda runtime's json.loads, which
+    accepts those, at orjson's speed for everything else."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
+
 
 LOG = logging.getLogger("secml.ingest")
 JSON_BACKEND = "stdlib" if orjson is None or os.environ.get("SECML_JSON") == "stdlib" else "orjson"
@@ -355,6 +363,8 @@ def try_parse(data: bytes, parse: Callable[[bytes], object]) -> tuple[object, tu
         return parse(data), None
     except ValueError as exc:  # JSONDecodeError, orjson.JSONDecodeError, UnicodeDecodeError
         return None, ("not-json", str(exc)[:120])
+    except RecursionError:  # the stdlib parser on arrays or objects nested too deeply
+        return None, ("not-json", "nested too deeply")
 
 
 # ---- worker processes ------------------------------------------------------------------------

@@ -192,15 +192,16 @@ def test_a_failed_run_leaves_no_output_behind(monkeypatch):
     with aws(monkeypatch) as s3:
         for n in range(3):
             s3.put_object(Bucket="data-bucket", Key=ct_key(n), Body=log_bytes([record()]))
-        calls, real = [], logs.tuples_of
+        calls, real = [], logs.csv_lines
 
-        def failing(log, *args, **kw):
-            calls.append(log.name)
+        def failing(*args, **kw):
+            calls.append(1)
             if len(calls) == 2:
                 raise RuntimeError("Lambda ran out of time")
-            return real(log, *args, **kw)
+            return real(*args, **kw)
 
-        monkeypatch.setattr(logs, "tuples_of", failing)
+        monkeypatch.setattr(logs, "csv_lines", failing)
+        monkeypatch.setenv("INGEST_WORKERS", "1")
         with pytest.raises(RuntimeError):
             index.handler({}, None)
         assert keys(s3) == []
@@ -211,45 +212,6 @@ def test_missing_configuration_is_a_clear_error(monkeypatch):
         monkeypatch.delenv("INPUT_BUCKET")
         with pytest.raises(ValueError, match="INPUT_BUCKET"):
             index.handler({}, None)
-
-
-@pytest.mark.parametrize(
-    "name", sorted(p.name for p in WORKSHOP.rglob("*.json.gz") if "Digest" not in str(p))[:40:8]
-)
-def test_scan_gives_exactly_what_parsing_gives(name):
-    """The fast scan and get_tuple() on fully parsed records agree, tuple for tuple."""
-    path = next(WORKSHOP.rglob(name))
-    data = gzip.decompress(path.read_bytes())
-    fast, slow = Counter(), Counter()
-    scanned = logs.CloudTrailLog(name, logs.scan(data))
-    parsed = logs.CloudTrailLog(name, json.loads(data)["Records"])
-    assert all(type(item) is tuple for item in scanned.items)  # the scan took every record
-    for ipv4_only in (False, True):
-        assert logs.tuples_of(
-            scanned, index.get_tuple, ipv4_only=ipv4_only, skipped=fast
-        ) == index.get_tuples(parsed.items, ipv4_only=ipv4_only, skipped=slow)
-    assert fast == slow
-
-
-def test_scan_falls_back_record_by_record_and_file_by_file():
-    odd = record("AIDAODD", "192.0.2.9")
-    odd["userIdentity"] = {"principalId": "AIDAODD", "type": "IAMUser"}  # keys in another order
-    data = json.dumps({"Records": [record(), odd]}, separators=(",", ":")).encode()
-    items = logs.scan(data)
-    assert [type(i) for i in items] == [tuple, dict]
-    assert [logs.tuples_of(logs.CloudTrailLog("x", [i]), index.get_tuple) for i in items] == [
-        [("AIDAEXAMPLEUSER00001", "203.0.113.10")],
-        [("AIDAODD", "192.0.2.9")],
-    ]
-    assert logs.scan(data[:-2] + b" ]}") is None  # not CloudTrail's layout: parse whole
-    # A JSON escape could spell anything (even an Insight event type): the file is parsed whole.
-    escaped = record("AIDA\\u0041ESC", "192.0.2.10")
-    data = json.dumps({"Records": [record(), escaped]}, separators=(",", ":")).encode()
-    assert logs.scan(data) is None
-    # So is a file where "eventVersion" is not where each record starts.
-    late = {"eventTime": "2025-06-03T18:01:00Z", **record("AIDALATE", "192.0.2.11")}
-    data = json.dumps({"Records": [record(), late]}, separators=(",", ":")).encode()
-    assert logs.scan(data) is None
 
 
 def test_get_tuple_is_pure_and_total():

@@ -140,10 +140,10 @@ def test_a_pool_that_cannot_start_falls_back_to_sequential(monkeypatch, capsys, 
 
 
 def test_a_failing_worker_fails_the_run_and_leaves_no_output(monkeypatch, tmp_path):
-    def broken(data):
+    def broken(blob):
         raise MemoryError("worker out of memory")
 
-    monkeypatch.setattr(logs, "scan", broken)  # the forked workers inherit it
+    monkeypatch.setattr(logs, "parse_log", broken)  # the forked workers inherit it
     monkeypatch.setenv("INGEST_WORKERS", "2")
     out = tmp_path / "out.csv"
     with pytest.raises(RuntimeError, match="worker out of memory"):
@@ -156,14 +156,14 @@ def test_a_failed_run_with_workers_stops_them_and_leaves_no_output(monkeypatch):
     with aws(monkeypatch) as s3:
         for n in range(12):
             s3.put_object(Bucket="data-bucket", Key=ct_key(n), Body=log_bytes([record()]))
-        real = logs.tuples_of
+        real = logs._work
 
-        def failing(log, *args, **kw):
-            if log.name.endswith(ct_key(3).rsplit("/", 1)[-1]):
+        def failing(get_tuple, name, *args):
+            if name.endswith(ct_key(3).rsplit("/", 1)[-1]):
                 raise RuntimeError("Lambda ran out of time")
-            return real(log, *args, **kw)
+            return real(get_tuple, name, *args)
 
-        monkeypatch.setattr(logs, "tuples_of", failing)
+        monkeypatch.setattr(logs, "_work", failing)
         monkeypatch.setenv("INGEST_WORKERS", "2")
         with pytest.raises(RuntimeError, match="ran out of time"):
             index.handler({}, None)
