@@ -16,6 +16,9 @@ import ipaddress
 import json
 import logging
 import os
+import re
+import stat
+import sys
 import tempfile
 import traceback
 import zlib
@@ -74,6 +77,9 @@ def classify_address(value: object, ipv4_only: bool = False) -> tuple[str | None
     return result
 
 
+_HOSTNAME = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)+\.?")
+
+
 def _classify(value: str, ipv4_only: bool) -> tuple[str | None, str | None]:
     text = value.strip()
     if not text:
@@ -87,7 +93,7 @@ def _classify(value: str, ipv4_only: bool) -> tuple[str | None, str | None]:
     except ValueError:
         if text.endswith(".amazonaws.com") or text.endswith(".amazon.com"):
             return None, "aws-service-address"
-        return None, "hostname" if "." in text and " " not in text else "not-an-ip"
+        return None, "hostname" if _HOSTNAME.fullmatch(text) else "not-an-ip"
     if addr.version == 6 and addr.ipv4_mapped is not None:
         addr = addr.ipv4_mapped
     if addr.version == 6 and ipv4_only:
@@ -269,20 +275,75 @@ def _iter_s3(uri: str, summary: Summary) -> Iterator[tuple[str, bytes]]:
 
 
 def _iter_local(path: Path, summary: Summary) -> Iterator[tuple[str, bytes]]:
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file())
-    elif path.is_file():
-        files = [path]
-    else:
-        raise FileNotFoundError(f"no such file or folder: {path}")
-    for p in files:
+    for p, rel in local_files(path, summary):
         name = str(p)
-        rel = p.relative_to(path).as_posix() if path.is_dir() else p.name
-        reason = skip_reason_for_key(rel) or ("empty-file" if p.stat().st_size == 0 else None)
-        if reason:
-            skip_file(summary, name, reason)
+        try:
+            size = p.stat().st_size
+            reason = skip_reason_for_key(rel) or ("empty-file" if size == 0 else None)
+            if reason:
+                skip_file(summary, name, reason)
+                continue
+            data = p.read_bytes()
+        except OSError as exc:  # unreadable, or gone since the listing
+            skip_file(summary, name, "read-error", exc.strerror or exc)
             continue
-        yield name, p.read_bytes()
+        yield name, data
+
+
+def local_files(path: Path, summary: Summary) -> list[tuple[Path, str]]:
+    """(file, path relative to the source) of each regular file under a local source, sorted.
+
+    Symbolic links are followed, each folder and each file (by device and inode) read once: a
+    link back up the tree (a loop) or a second way to the same folder or file is skipped and
+    counted, as are dangling links, unreadable folders and things that are not regular files
+    (FIFOs, sockets, devices), so the summary says what was not read."""
+    try:
+        top = path.stat()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no such file or folder: {path}") from None
+    if not stat.S_ISDIR(top.st_mode):
+        return [(path, path.name)] if stat.S_ISREG(top.st_mode) else _not_a_file(summary, path)
+    seen_dirs: set[tuple[int, int]] = set()
+    seen_files: set[tuple[int, int]] = set()
+    files: list[tuple[Path, str]] = []
+
+    def unreadable(exc: OSError) -> None:
+        skip_file(summary, str(exc.filename), "read-error", exc.strerror)
+
+    for folder, dirnames, filenames in os.walk(path, followlinks=True, onerror=unreadable):
+        dirnames.sort()
+        filenames.sort()
+        try:
+            st = os.stat(folder)
+        except OSError as exc:
+            unreadable(exc)
+            dirnames.clear()
+            continue
+        if (st.st_dev, st.st_ino) in seen_dirs:  # a loop, or a second link to this folder
+            skip_file(summary, folder, "folder-already-read")
+            dirnames.clear()
+            continue
+        seen_dirs.add((st.st_dev, st.st_ino))
+        for filename in filenames:
+            file = Path(folder, filename)
+            try:
+                st = file.stat()
+            except OSError:  # a dangling link, or a loop of links
+                skip_file(summary, str(file), "broken-link")
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                _not_a_file(summary, file)
+            elif (st.st_dev, st.st_ino) in seen_files:
+                skip_file(summary, str(file), "file-already-read")
+            else:
+                seen_files.add((st.st_dev, st.st_ino))
+                files.append((file, file.relative_to(path).as_posix()))
+    return sorted(files)
+
+
+def _not_a_file(summary: Summary, path: Path) -> list:
+    skip_file(summary, str(path), "not-a-file")
+    return []
 
 
 def skip_file(summary: Summary, name: str, reason: str, detail: object = None) -> None:
@@ -473,6 +534,12 @@ class WorkerPool:
 
 def _worker_main(jobs, results, work: Callable[..., object]) -> None:
     """A worker: one job at a time, answered in order, until told to stop (None)."""
+    import signal
+
+    # The parent handles Ctrl-C and stops its workers with SIGTERM: a handler it installed
+    # (the CLI's, which cleans up its output) must not keep a worker alive.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     reuse_heap()  # file after file of the same size: keep the buffers' pages
     while True:
         try:
@@ -606,6 +673,7 @@ class Run:
         limit = event.get("print_limit", print_limit) if isinstance(event, dict) else print_limit
         self.print_limit = limit if type(limit) is int and limit > 0 else 0
         self.unit = unit
+        _printable_stdout()
         self.summary = Summary()
         self.output = TupleOutput(self.config.output, self.summary.skipped)
 
@@ -650,3 +718,12 @@ def top_level_key_repeated(data: bytes, key: str) -> bool:
     except (ValueError, RecursionError):
         return False
     return isinstance(pairs, list) and sum(1 for k, _ in pairs if k == key) > 1
+
+
+def _printable_stdout() -> None:
+    """Print what a record holds whatever it holds: a lone surrogate from a JSON escape
+    ("\\ud800") would otherwise stop a print() of it, and the run, with UnicodeEncodeError."""
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None and getattr(sys.stdout, "errors", None) == "strict":
+        with contextlib.suppress(ValueError, OSError):
+            reconfigure(errors="backslashreplace")
