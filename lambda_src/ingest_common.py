@@ -105,8 +105,18 @@ def principal_of(principal_id: object) -> str | None:
     """principalId before the first ':' (the role, not its session), if a tuple may hold it."""
     if type(principal_id) is not str:
         return None
-    principal = principal_id.partition(":")[0].strip()
-    return principal if tuple_field_ok(principal) else None
+    principal = _PRINCIPALS.get(principal_id, _MISSING)
+    if principal is _MISSING:
+        principal = principal_id.partition(":")[0].strip()
+        principal = principal if tuple_field_ok(principal) else None
+        if len(_PRINCIPALS) >= _CACHE_LIMIT:
+            _PRINCIPALS.clear()
+        _PRINCIPALS[principal_id] = principal
+    return principal
+
+
+_PRINCIPALS: dict[str, str | None] = {}
+_MISSING = object()
 
 
 # ---- what a tuple may hold -------------------------------------------------------------------
@@ -710,14 +720,20 @@ class Run:
 
 def top_level_key_repeated(data: bytes, key: str) -> bool:
     """Whether the JSON object in `data` has `key` more than once at its top level. A parser
-    keeps only the last one and drops the rest without a word; a log like that is refused."""
-    if data.count(json.dumps(key).encode()) < 2 and b"\\u" not in data:
+    keeps only the last one and drops the rest without a word; a log like that is refused.
+    Parsed again (keeping every key) only when the text could hold a second one: the key twice,
+    or an object key written with a \\u escape (which could spell it)."""
+    if data.count(json.dumps(key).encode()) < 2 and not _ESCAPED_KEY.search(data):
         return False
     try:
         pairs = json.loads(data, object_pairs_hook=lambda pairs: pairs)
     except (ValueError, RecursionError):
         return False
     return isinstance(pairs, list) and sum(1 for k, _ in pairs if k == key) > 1
+
+
+# a \uXXXX escape, then the rest of its string, then ':' (the string is an object key)
+_ESCAPED_KEY = re.compile(rb'\\u[0-9a-fA-F]{4}[^"\\]*+(?:\\.[^"\\]*+)*+"\s*+:')
 
 
 def _printable_stdout() -> None:
