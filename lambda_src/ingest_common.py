@@ -253,6 +253,11 @@ def skip_reason_for_key(key: str) -> str | None:
     return None
 
 
+# Called once for each file or object under the sources as it is read or skipped: the CLI's
+# progress bar sets it; None in Lambda.
+on_file: Callable[[], None] | None = None
+
+
 def iter_blobs(sources: Iterable[str], summary: Summary) -> Iterator[tuple[str, bytes]]:
     """(name, raw bytes) of each data file under the sources, one at a time."""
     for source in sources:
@@ -270,6 +275,8 @@ def _iter_s3(uri: str, summary: Summary) -> Iterator[tuple[str, bytes]]:
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
     for page in pages:
         for obj in page.get("Contents", []):
+            if on_file is not None:
+                on_file()
             key = obj["Key"]
             name = f"s3://{bucket}/{key}"
             reason = skip_reason_for_key(key) or ("empty-file" if obj.get("Size") == 0 else None)
@@ -286,6 +293,8 @@ def _iter_s3(uri: str, summary: Summary) -> Iterator[tuple[str, bytes]]:
 
 def _iter_local(path: Path, summary: Summary) -> Iterator[tuple[str, bytes]]:
     for p, rel in local_files(path, summary):
+        if on_file is not None:
+            on_file()
         name = str(p)
         try:
             size = p.stat().st_size

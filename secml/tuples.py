@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         "print_limit": 0,
     }
     previous = signal.signal(signal.SIGTERM, _interrupted)  # clean up as on Ctrl-C
+    progress = Progress(args.src) if _is_terminal() else None
     try:
         result = index.handler(event, None)
     except (ClientError, BotoCoreError) as exc:
@@ -70,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
         raise SecmlError(f"{exc.filename or args.out}: {exc.strerror or exc}") from None
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if progress is not None:
+            progress.close()
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -160,3 +163,44 @@ def _check_s3_output(out: str, sources: list[str]) -> None:
             except ClientError:
                 continue  # not there yet: not an input
             raise SecmlError(f"--out {out} is one of the inputs under {src}: it would be replaced")
+
+
+PROGRESS_AFTER = 300  # files: a shorter run needs no bar
+
+
+def _is_terminal() -> bool:
+    return sys.stderr.isatty() and sys.stdout.isatty()
+
+
+class Progress:
+    """A tqdm bar on stderr, counting the files read, shown once a run passes PROGRESS_AFTER
+    files (only when both outputs are a terminal; the caller checks). Its total is known for
+    local sources (one walk of their folders, stat only) and not for S3 prefixes."""
+
+    def __init__(self, sources: list[str]) -> None:
+        from lambda_src import ingest_common
+
+        self._common = ingest_common
+        self.total: int | None = None
+        if not any(src.startswith("s3://") for src in sources):
+            summary = ingest_common.Summary()
+            self.total = sum(len(ingest_common.local_files(Path(src), summary)) for src in sources)
+        self.count = 0
+        self.bar = None
+        ingest_common.on_file = self.tick
+
+    def tick(self) -> None:
+        self.count += 1
+        if self.bar is not None:
+            self.bar.update()
+        elif self.count >= PROGRESS_AFTER:
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=self.total, initial=self.count, unit="file", file=sys.stderr, leave=False
+            )
+
+    def close(self) -> None:
+        self._common.on_file = None
+        if self.bar is not None:
+            self.bar.close()

@@ -289,3 +289,25 @@ def test_a_stopped_run_leaves_no_part_file(tmp_path, signum):
     assert proc.returncode == 130, err
     assert err.decode().strip() == "secml tuples: interrupted"
     assert list(out_dir.iterdir()) == []
+
+
+def test_a_progress_bar_on_a_terminal_for_many_files_only(tmp_path, capsys, monkeypatch):
+    import secml.tuples
+
+    source = str(WORKSHOP / "cloudtrail")
+    assert main(["tuples", "cloudtrail", source, "--out", str(tmp_path / "a.csv")]) == 0
+    assert "file/s" not in capsys.readouterr().err  # not a terminal: no bar
+    monkeypatch.setattr(secml.tuples, "_is_terminal", lambda: True)
+    assert main(["tuples", "cloudtrail", source, "--out", str(tmp_path / "b.csv")]) == 0
+    err = capsys.readouterr().err
+    assert "file/s" in err and "/634" in err  # every file of the workshop's logs, counted
+    few = tmp_path / "few"
+    few.mkdir()
+    for n in range(5):
+        (few / f"{n}.json.gz").write_bytes(log_bytes([record()]))
+    assert main(["tuples", "cloudtrail", str(few), "--out", str(tmp_path / "c.csv")]) == 0
+    assert "file/s" not in capsys.readouterr().err  # a few files: no bar
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+    from lambda_src import ingest_common
+
+    assert ingest_common.on_file is None
