@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import gzip
 import ipaddress
 import json
@@ -730,9 +731,10 @@ class Run:
 def top_level_key_repeated(data: bytes, key: str) -> bool:
     """Whether the JSON object in `data` has `key` more than once at its top level. A parser
     keeps only the last one and drops the rest without a word; a log like that is refused.
-    Parsed again (keeping every key) only when the text could hold a second one: the key twice,
-    or an object key written with a \\u escape (which could spell it)."""
-    if data.count(json.dumps(key).encode()) < 2 and not _ESCAPED_KEY.search(data):
+    Parsed again (keeping every key) only when the text could hold a second one: the key twice
+    as an object key, spelled plainly or with \\u escapes."""
+    plainly_once = data.count(json.dumps(key).encode()) < 2
+    if plainly_once and (b"\\u" not in data or len(_spelled_key(key).findall(data)) < 2):
         return False
     try:
         pairs = json.loads(data, object_pairs_hook=lambda pairs: pairs)
@@ -741,8 +743,14 @@ def top_level_key_repeated(data: bytes, key: str) -> bool:
     return isinstance(pairs, list) and sum(1 for k, _ in pairs if k == key) > 1
 
 
-# a \uXXXX escape, then the rest of its string, then ':' (the string is an object key)
-_ESCAPED_KEY = re.compile(rb'\\u[0-9a-fA-F]{4}[^"\\]*+(?:\\.[^"\\]*+)*+"\s*+:')
+@functools.cache
+def _spelled_key(key: str) -> re.Pattern:
+    """An object key that reads `key` once decoded: each character as itself or as \\uXXXX."""
+    spellings = (
+        re.escape(c) + r"|\\u" + "".join(f"[{h.lower()}{h.upper()}]" for h in f"{ord(c):04x}")
+        for c in key
+    )
+    return re.compile(('"' + "".join(f"(?:{s})" for s in spellings) + r'"\s*:').encode())
 
 
 def _printable_stdout() -> None:
