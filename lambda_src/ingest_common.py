@@ -734,7 +734,8 @@ def top_level_key_repeated(data: bytes, key: str) -> bool:
     Parsed again (keeping every key) only when the text could hold a second one: the key twice
     as an object key, spelled plainly or with \\u escapes."""
     plainly_once = data.count(json.dumps(key).encode()) < 2
-    if plainly_once and (b"\\u" not in data or len(_spelled_key(key).findall(data)) < 2):
+    escapes = b"\\" in data and b"\\u" in data  # memchr first: most logs hold no backslash
+    if plainly_once and (not escapes or len(_spelled_key(key).findall(data)) < 2):
         return False
     try:
         pairs = json.loads(data, object_pairs_hook=lambda pairs: pairs)
