@@ -282,7 +282,13 @@ CELLS = (
     (20, 20000, "spaced"),
     (1, 200000, "compact"),
 )
-CELL_APPROACHES = ("decompress-only", "workshop-baseline", "ingest:orjson", "ingest:stdlib")
+CELL_APPROACHES = (
+    "decompress-only",
+    "workshop-baseline",
+    "ingest:orjson",
+    "ingest:stdlib",
+    "ingest:orjson:1",
+)
 
 
 def cells(rounds: int, inflate_python: str | None) -> int:
@@ -291,8 +297,8 @@ def cells(rounds: int, inflate_python: str | None) -> int:
     print(f"cpu count {os.cpu_count()}; best of {rounds} rounds; ratios measured in the same run")
     print(
         f"{'files x records':<18}{'layout':<9}{'MB json':>8}{'base s':>8}{'orjson s':>9}"
-        f"{'x base':>7}{'stdlib s':>9}{'x base':>7}{'floor s':>8}"
-        f"{'base MB':>8}{'ingest MB':>10}{'x2 files MB':>12}"
+        f"{'x base':>7}{'stdlib s':>9}{'x base':>7}{'1 worker s':>11}{'x base':>7}{'floor s':>8}"
+        f"{'base MB':>8}{'ingest MB':>10}{'x2 files MB':>12}{'1 worker MB':>12}"
         + (f"{'zlib s':>8}{'isal s':>8}{'zlib-ng s':>10}" if inflate_python else "")
     )
     for n_files, per_file, layout in CELLS:
@@ -319,7 +325,7 @@ def cells(rounds: int, inflate_python: str | None) -> int:
                 grown = run_child("ingest:orjson", two, tmp / "out2.csv")
             else:
                 grown = None
-            base, orj, std = (best[a] for a in CELL_APPROACHES[1:])
+            base, orj, std, one = (best[a] for a in CELL_APPROACHES[1:])
 
             def mem(r: dict) -> float:  # the main process and every worker at their peaks
                 return r["peak_rss_mb"] + r["workers"] * r["worker_rss_mb"] * (r["workers"] > 1)
@@ -328,8 +334,10 @@ def cells(rounds: int, inflate_python: str | None) -> int:
                 f"{n_files:>4} x {per_file:<11,}{layout:<9}{mb:>8.0f}{base['seconds']:>8.2f}"
                 f"{orj['seconds']:>9.2f}{base['seconds'] / orj['seconds']:>7.2f}"
                 f"{std['seconds']:>9.2f}{base['seconds'] / std['seconds']:>7.2f}"
+                f"{one['seconds']:>11.2f}{base['seconds'] / one['seconds']:>7.2f}"
                 f"{best['decompress-only']['seconds']:>8.2f}{base['peak_rss_mb']:>8.0f}"
                 f"{mem(orj):>10.0f}{(f'{mem(grown):.0f}' if grown else '-'):>12}"
+                f"{one['peak_rss_mb']:>12.0f}"
             )
             if inflate_python:
                 row += "".join(
