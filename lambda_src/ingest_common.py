@@ -633,7 +633,7 @@ class TupleOutput:
         else:
             directory = str(Path(destination).resolve().parent)
             Path(directory).mkdir(parents=True, exist_ok=True)
-        fd, self._path = tempfile.mkstemp(prefix=".tuples-", suffix=".csv.part", dir=directory)
+        fd, self._path = _spool_file(directory)
         self._file = os.fdopen(fd, "wb")
 
     def write(self, tuples: Sequence[tuple[str, str]]) -> None:
@@ -664,8 +664,10 @@ class TupleOutput:
                 )
             finally:
                 os.unlink(self._path)
+                SPOOLS.discard(self._path)
         else:
             os.replace(self._path, self.destination)
+            SPOOLS.discard(self._path)
         return self.destination
 
     def discard(self) -> None:
@@ -673,6 +675,38 @@ class TupleOutput:
             self._file.close()
         if os.path.exists(self._path):
             os.unlink(self._path)
+        SPOOLS.discard(self._path)
+
+
+# Spool files not yet published or discarded. An interrupt can land where no `with` block
+# covers it yet (between creating the file and entering the block): the CLI removes these then.
+SPOOLS: set[str] = set()
+
+
+def _spool_file(directory: str | None) -> tuple[int, str]:
+    """A new spool file, recorded in SPOOLS before a Ctrl-C or SIGTERM can be handled (they
+    are held back for the two calls, in the main thread, where Python handles signals)."""
+    import signal
+    import threading
+
+    held = {signal.SIGINT, signal.SIGTERM}
+    hold = threading.current_thread() is threading.main_thread()
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, held) if hold else None
+    try:
+        fd, path = tempfile.mkstemp(prefix=".tuples-", suffix=".csv.part", dir=directory)
+        SPOOLS.add(path)
+    finally:
+        if mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    return fd, path
+
+
+def discard_spools() -> None:
+    """Remove every spool file this process still has (after an interrupt)."""
+    for path in list(SPOOLS):
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        SPOOLS.discard(path)
 
 
 class Run:
@@ -695,13 +729,16 @@ class Run:
         self.unit = unit
         _printable_stdout()
         self.summary = Summary()
-        self.output = TupleOutput(self.config.output, self.summary.skipped)
+        self.output: TupleOutput  # created on entering the run's `with` block
 
     def left_to_print(self) -> int:
         """How many more records to print: the first print_limit of the run are."""
         return max(0, self.print_limit - self.summary.records)
 
     def __enter__(self) -> Run:
+        # Created here, not in __init__: an interrupt between the two would leave its spool
+        # file behind, outside the block that removes it.
+        self.output = TupleOutput(self.config.output, self.summary.skipped)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:

@@ -44,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
 
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from lambda_src import ingest_common
+
     if args.kind == "cloudtrail":
         from lambda_src.cloudtrail_ingest import index
     else:
@@ -69,6 +71,9 @@ def run(args: argparse.Namespace) -> int:
         raise SecmlError(str(exc)) from None
     except OSError as exc:  # writing the output: no space left, no permission
         raise SecmlError(f"{exc.filename or args.out}: {exc.strerror or exc}") from None
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM, maybe before the handler's cleanup covered it
+        ingest_common.discard_spools()
+        raise
     finally:
         signal.signal(signal.SIGTERM, previous)
         if progress is not None:
