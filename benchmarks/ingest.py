@@ -44,9 +44,19 @@ sys.path.insert(0, str(ROOT))
 # ---- the approaches (run in a child process) ------------------------------------------------
 
 
-def decompress_only(files: list[Path]) -> dict:
-    from lambda_src.ingest_common import gunzip  # the ingest's own (fastest) decompression
+def decompress_only(files: list[Path], library: str = "zlib") -> dict:
+    """The floor: gunzip every file, with the ingest's own zlib call or a faster inflate
+    (isal's igzip, zlib-ng) where that is installed in the interpreter running this."""
+    from lambda_src.ingest_common import gunzip  # the ingest's own decompression
 
+    if library == "isal":
+        from isal import igzip
+
+        gunzip = igzip.decompress  # noqa: F811
+    elif library == "zlib_ng":
+        from zlib_ng import gzip_ng
+
+        gunzip = gzip_ng.decompress  # noqa: F811
     total = 0  # (reuse_heap() is on: see worker())
     for f in files:
         total += len(gunzip(f.read_bytes()))
@@ -86,16 +96,16 @@ def project_ingest(folder: Path, out: Path, backend: str) -> dict:
 def worker(approach: str, folder: Path, out: Path) -> None:
     files = sorted(folder.rglob("*.json.gz"))
     parts = approach.split(":")
-    if len(parts) == 3:
+    if len(parts) == 3 and parts[0] == "ingest":
         os.environ["INGEST_WORKERS"] = parts[2]
     import lambda_src.cloudtrail_ingest.index  # noqa: F401 (imports are not what we time)
     from lambda_src import ingest_common
 
-    if approach in ("decompress-only", "workshop-baseline+heap"):
+    if approach.startswith("decompress-only") or approach == "workshop-baseline+heap":
         assert ingest_common.reuse_heap(), "mallopt failed: not glibc?"
     t0 = time.perf_counter()
-    if approach == "decompress-only":
-        res = decompress_only(files)
+    if approach.startswith("decompress-only"):
+        res = decompress_only(files, *parts[1:])
     elif approach.startswith("workshop-baseline"):
         res = workshop_baseline(files, out)
     else:
@@ -130,8 +140,8 @@ APPROACHES = (
 )
 
 
-def run_child(approach: str, folder: Path, out: Path) -> dict:
-    cmd = [sys.executable, __file__, "--worker", approach, str(folder), str(out)]
+def run_child(approach: str, folder: Path, out: Path, python: str = sys.executable) -> dict:
+    cmd = [python, __file__, "--worker", approach, str(folder), str(out)]
     done = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -139,14 +149,24 @@ def run_child(approach: str, folder: Path, out: Path) -> dict:
 # ---- the data ---------------------------------------------------------------------------------
 
 
-def make_files(folder: Path, n_files: int, per_file: int, pool: list[bytes]) -> int:
-    """n_files gzipped logs of per_file records each, cycling through the record pool."""
+def make_files(
+    folder: Path, n_files: int, per_file: int, pool: list[bytes], layout: str = "compact"
+) -> int:
+    """n_files gzipped logs of per_file records each, cycling through the record pool, in
+    CloudTrail's compact layout or re-serialised as json.dump writes by default ("spaced")."""
     folder.mkdir(parents=True, exist_ok=True)
+    if layout == "spaced":
+        pool = [json.dumps(json.loads(r)).encode() for r in pool]
+    sep = b", " if layout == "spaced" else b","
     k = 0
     for i in range(n_files):
         chunk = [pool[(k + j) % len(pool)] for j in range(per_file)]
         k += per_file
-        data = b'{"Records":[' + b",".join(chunk) + b"]}"
+        data = (
+            b'{"Records": [' + sep.join(chunk) + b"]}"
+            if layout == "spaced"
+            else (b'{"Records":[' + sep.join(chunk) + b"]}")
+        )
         stamp = f"20250602T{i // 60 % 24:02d}{i % 60:02d}Z"
         name = f"123456789012_CloudTrail_us-west-2_{stamp}_{i:08d}.json.gz"
         (folder / name).write_bytes(gzip.compress(data, compresslevel=6, mtime=0))
@@ -174,11 +194,23 @@ def main() -> int:
     ap.add_argument("--records", type=int, default=None, help="records per file")
     ap.add_argument("--rounds", type=int, default=None, help="runs per approach (best is kept)")
     ap.add_argument("--large", action="store_true", help="also time the large preset end to end")
+    ap.add_argument(
+        "--cells",
+        action="store_true",
+        help="the file-size x layout matrix (200x1000 and 20x20000, compact and spaced, 1x200000)",
+    )
+    ap.add_argument(
+        "--inflate-python",
+        metavar="PYTHON",
+        help="with --cells: an interpreter with isal and zlib-ng, to time their inflate too",
+    )
     ap.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         worker(args.worker[0], Path(args.worker[1]), Path(args.worker[2]))
         return 0
+    if args.cells:
+        return cells(args.rounds or 2, args.inflate_python)
 
     n_files = args.files or (40 if args.quick else 200)
     per_file = args.records or (500 if args.quick else 1000)
@@ -240,6 +272,80 @@ def main() -> int:
             large(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+CELLS = (
+    (200, 1000, "compact"),
+    (200, 1000, "spaced"),
+    (20, 20000, "compact"),
+    (20, 20000, "spaced"),
+    (1, 200000, "compact"),
+)
+CELL_APPROACHES = (
+    "decompress-only",
+    "workshop-baseline",
+    "ingest:orjson",
+    "ingest:stdlib",
+    "ingest:orjson:1",
+)
+
+
+def cells(rounds: int, inflate_python: str | None) -> int:
+    """Each cell: the approaches take turns, best of `rounds`; ratios are within the cell."""
+    pool = record_pool()
+    print(f"cpu count {os.cpu_count()}; best of {rounds} rounds; ratios measured in the same run")
+    print(
+        f"{'files x records':<18}{'layout':<9}{'MB json':>8}{'base s':>8}{'orjson s':>9}"
+        f"{'x base':>7}{'stdlib s':>9}{'x base':>7}{'1 worker s':>11}{'x base':>7}{'floor s':>8}"
+        f"{'base MB':>8}{'ingest MB':>10}{'x2 files MB':>12}{'1 worker MB':>12}"
+        + (f"{'zlib s':>8}{'isal s':>8}{'zlib-ng s':>10}" if inflate_python else "")
+    )
+    for n_files, per_file, layout in CELLS:
+        tmp = Path(tempfile.mkdtemp(prefix="secml-cell-"))
+        try:
+            folder = tmp / "in"
+            make_files(folder, n_files, per_file, pool, layout)
+            mb = sum(len(gzip.decompress(f.read_bytes())) for f in folder.iterdir()) / 1e6
+            best: dict[str, dict] = {}
+            extra = ["decompress-only:zlib", "decompress-only:isal", "decompress-only:zlib_ng"]
+            for _ in range(rounds):
+                for approach in CELL_APPROACHES + tuple(extra if inflate_python else ()):
+                    python = (
+                        inflate_python
+                        if approach.count(":") == 1 and approach.startswith("decompress-only")
+                        else sys.executable
+                    )
+                    r = run_child(approach, folder, tmp / "out.csv", python)
+                    if approach not in best or r["seconds"] < best[approach]["seconds"]:
+                        best[approach] = r
+            two = tmp / "x2"
+            if n_files > 1:  # the same files twice over: peak memory must not grow
+                make_files(two, 2 * n_files, per_file, pool, layout)
+                grown = run_child("ingest:orjson", two, tmp / "out2.csv")
+            else:
+                grown = None
+            base, orj, std, one = (best[a] for a in CELL_APPROACHES[1:])
+
+            def mem(r: dict) -> float:  # the main process and every worker at their peaks
+                return r["peak_rss_mb"] + r["workers"] * r["worker_rss_mb"] * (r["workers"] > 1)
+
+            row = (
+                f"{n_files:>4} x {per_file:<11,}{layout:<9}{mb:>8.0f}{base['seconds']:>8.2f}"
+                f"{orj['seconds']:>9.2f}{base['seconds'] / orj['seconds']:>7.2f}"
+                f"{std['seconds']:>9.2f}{base['seconds'] / std['seconds']:>7.2f}"
+                f"{one['seconds']:>11.2f}{base['seconds'] / one['seconds']:>7.2f}"
+                f"{best['decompress-only']['seconds']:>8.2f}{base['peak_rss_mb']:>8.0f}"
+                f"{mem(orj):>10.0f}{(f'{mem(grown):.0f}' if grown else '-'):>12}"
+                f"{one['peak_rss_mb']:>12.0f}"
+            )
+            if inflate_python:
+                row += "".join(
+                    f"{best[a]['seconds']:>{w}.2f}" for a, w in zip(extra, (8, 8, 10), strict=True)
+                )
+            print(row, flush=True)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

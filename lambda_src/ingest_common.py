@@ -11,11 +11,15 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import gzip
 import ipaddress
 import json
 import logging
 import os
+import re
+import stat
+import sys
 import tempfile
 import traceback
 import zlib
@@ -26,11 +30,19 @@ from pathlib import Path
 
 try:  # not in the Lambda runtime; much faster where it is installed (the CLI, the demo)
     import orjson
-
-    _fast_loads = orjson.loads
 except ImportError:  # pragma: no cover - exercised by SECML_JSON=stdlib
     orjson = None
-    _fast_loads = json.loads
+
+
+def _fast_loads(data: bytes | str):
+    """orjson's parse, or the stdlib's where orjson refuses (a UTF-8 BOM, NaN, a lone surrogate
+    escape, integers past 64 bits): the same answers as the Lambda runtime's json.loads, which
+    accepts those, at orjson's speed for everything else."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
+
 
 LOG = logging.getLogger("secml.ingest")
 JSON_BACKEND = "stdlib" if orjson is None or os.environ.get("SECML_JSON") == "stdlib" else "orjson"
@@ -66,6 +78,9 @@ def classify_address(value: object, ipv4_only: bool = False) -> tuple[str | None
     return result
 
 
+_HOSTNAME = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)+\.?")
+
+
 def _classify(value: str, ipv4_only: bool) -> tuple[str | None, str | None]:
     text = value.strip()
     if not text:
@@ -79,7 +94,7 @@ def _classify(value: str, ipv4_only: bool) -> tuple[str | None, str | None]:
     except ValueError:
         if text.endswith(".amazonaws.com") or text.endswith(".amazon.com"):
             return None, "aws-service-address"
-        return None, "hostname" if "." in text and " " not in text else "not-an-ip"
+        return None, "hostname" if _HOSTNAME.fullmatch(text) else "not-an-ip"
     if addr.version == 6 and addr.ipv4_mapped is not None:
         addr = addr.ipv4_mapped
     if addr.version == 6 and ipv4_only:
@@ -88,13 +103,50 @@ def _classify(value: str, ipv4_only: bool) -> tuple[str | None, str | None]:
 
 
 def principal_of(principal_id: object) -> str | None:
-    """principalId before the first ':' (the role, not its session), if it is CSV-safe."""
+    """principalId before the first ':' (the role, not its session), if a tuple may hold it."""
     if type(principal_id) is not str:
         return None
-    principal = principal_id.partition(":")[0].strip()
-    if not principal or "," in principal or '"' in principal or "\n" in principal:
-        return None
+    principal = _PRINCIPALS.get(principal_id, _MISSING)
+    if principal is _MISSING:
+        principal = principal_id.partition(":")[0].strip()
+        principal = principal if tuple_field_ok(principal) else None
+        if len(_PRINCIPALS) >= _CACHE_LIMIT:
+            _PRINCIPALS.clear()
+        _PRINCIPALS[principal_id] = principal
     return principal
+
+
+_PRINCIPALS: dict[str, str | None] = {}
+_MISSING = object()
+
+
+# ---- what a tuple may hold -------------------------------------------------------------------
+# The rule the tuples' CSV writer (here) and its readers (secml/ipinsights/data.py, SageMaker's
+# CSV parser) agree on: a field is non-empty printable text (str.isprintable(): no control
+# characters, line or paragraph separators, lone surrogates or other unassigned code points),
+# without ',' or '"' (the file is unquoted CSV) and without whitespace at either end (readers
+# strip it). Anything else is skipped and counted, never written.
+
+UNWRITABLE = "unwritable-tuple"  # skip reason: a tuple (from get_tuple) that breaks the rule
+
+
+def tuple_field_ok(text: str) -> bool:
+    return (
+        bool(text)
+        and text.isprintable()
+        and text == text.strip()
+        and "," not in text
+        and '"' not in text
+    )
+
+
+def tuple_line(principal: object, address: object) -> bytes | None:
+    """The tuple's CSV line, or None if either field breaks the rule above."""
+    if type(principal) is not str or type(address) is not str:
+        return None
+    if not (tuple_field_ok(principal) and tuple_field_ok(address)):
+        return None
+    return f"{principal},{address}\n".encode()
 
 
 # ---- run summary -----------------------------------------------------------------------------
@@ -202,6 +254,11 @@ def skip_reason_for_key(key: str) -> str | None:
     return None
 
 
+# Called once for each file or object under the sources as it is read or skipped: the CLI's
+# progress bar sets it; None in Lambda.
+on_file: Callable[[], None] | None = None
+
+
 def iter_blobs(sources: Iterable[str], summary: Summary) -> Iterator[tuple[str, bytes]]:
     """(name, raw bytes) of each data file under the sources, one at a time."""
     for source in sources:
@@ -219,6 +276,8 @@ def _iter_s3(uri: str, summary: Summary) -> Iterator[tuple[str, bytes]]:
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
     for page in pages:
         for obj in page.get("Contents", []):
+            if on_file is not None:
+                on_file()
             key = obj["Key"]
             name = f"s3://{bucket}/{key}"
             reason = skip_reason_for_key(key) or ("empty-file" if obj.get("Size") == 0 else None)
@@ -234,20 +293,77 @@ def _iter_s3(uri: str, summary: Summary) -> Iterator[tuple[str, bytes]]:
 
 
 def _iter_local(path: Path, summary: Summary) -> Iterator[tuple[str, bytes]]:
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file())
-    elif path.is_file():
-        files = [path]
-    else:
-        raise FileNotFoundError(f"no such file or folder: {path}")
-    for p in files:
+    for p, rel in local_files(path, summary):
+        if on_file is not None:
+            on_file()
         name = str(p)
-        rel = p.relative_to(path).as_posix() if path.is_dir() else p.name
-        reason = skip_reason_for_key(rel) or ("empty-file" if p.stat().st_size == 0 else None)
-        if reason:
-            skip_file(summary, name, reason)
+        try:
+            size = p.stat().st_size
+            reason = skip_reason_for_key(rel) or ("empty-file" if size == 0 else None)
+            if reason:
+                skip_file(summary, name, reason)
+                continue
+            data = p.read_bytes()
+        except OSError as exc:  # unreadable, or gone since the listing
+            skip_file(summary, name, "read-error", exc.strerror or exc)
             continue
-        yield name, p.read_bytes()
+        yield name, data
+
+
+def local_files(path: Path, summary: Summary) -> list[tuple[Path, str]]:
+    """(file, path relative to the source) of each regular file under a local source, sorted.
+
+    Symbolic links are followed, each folder and each file (by device and inode) read once: a
+    link back up the tree (a loop) or a second way to the same folder or file is skipped and
+    counted, as are dangling links, unreadable folders and things that are not regular files
+    (FIFOs, sockets, devices), so the summary says what was not read."""
+    try:
+        top = path.stat()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no such file or folder: {path}") from None
+    if not stat.S_ISDIR(top.st_mode):
+        return [(path, path.name)] if stat.S_ISREG(top.st_mode) else _not_a_file(summary, path)
+    seen_dirs: set[tuple[int, int]] = set()
+    seen_files: set[tuple[int, int]] = set()
+    files: list[tuple[Path, str]] = []
+
+    def unreadable(exc: OSError) -> None:
+        skip_file(summary, str(exc.filename), "read-error", exc.strerror)
+
+    for folder, dirnames, filenames in os.walk(path, followlinks=True, onerror=unreadable):
+        dirnames.sort()
+        filenames.sort()
+        try:
+            st = os.stat(folder)
+        except OSError as exc:
+            unreadable(exc)
+            dirnames.clear()
+            continue
+        if (st.st_dev, st.st_ino) in seen_dirs:  # a loop, or a second link to this folder
+            skip_file(summary, folder, "folder-already-read")
+            dirnames.clear()
+            continue
+        seen_dirs.add((st.st_dev, st.st_ino))
+        for filename in filenames:
+            file = Path(folder, filename)
+            try:
+                st = file.stat()
+            except OSError:  # a dangling link, or a loop of links
+                skip_file(summary, str(file), "broken-link")
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                _not_a_file(summary, file)
+            elif (st.st_dev, st.st_ino) in seen_files:
+                skip_file(summary, str(file), "file-already-read")
+            else:
+                seen_files.add((st.st_dev, st.st_ino))
+                files.append((file, file.relative_to(path).as_posix()))
+    return sorted(files)
+
+
+def _not_a_file(summary: Summary, path: Path) -> list:
+    skip_file(summary, str(path), "not-a-file")
+    return []
 
 
 def skip_file(summary: Summary, name: str, reason: str, detail: object = None) -> None:
@@ -328,6 +444,8 @@ def try_parse(data: bytes, parse: Callable[[bytes], object]) -> tuple[object, tu
         return parse(data), None
     except ValueError as exc:  # JSONDecodeError, orjson.JSONDecodeError, UnicodeDecodeError
         return None, ("not-json", str(exc)[:120])
+    except RecursionError:  # the stdlib parser on arrays or objects nested too deeply
+        return None, ("not-json", "nested too deeply")
 
 
 # ---- worker processes ------------------------------------------------------------------------
@@ -436,6 +554,12 @@ class WorkerPool:
 
 def _worker_main(jobs, results, work: Callable[..., object]) -> None:
     """A worker: one job at a time, answered in order, until told to stop (None)."""
+    import signal
+
+    # The parent handles Ctrl-C and stops its workers with SIGTERM: a handler it installed
+    # (the CLI's, which cleans up its output) must not keep a worker alive.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     reuse_heap()  # file after file of the same size: keep the buffers' pages
     while True:
         try:
@@ -499,26 +623,32 @@ class CsvTuples(Sequence):
 class TupleOutput:
     """Tuples spooled to a temporary file, published in one step (upload or rename) at the end."""
 
-    def __init__(self, destination: str) -> None:
+    def __init__(self, destination: str, skipped: Counter | None = None) -> None:
         self.destination = destination
         self.count = 0
+        self.skipped = skipped  # where tuples that break the CSV rule are counted
         if destination.startswith("s3://"):
             split_s3_uri(destination)
             directory = None  # /tmp in Lambda
         else:
             directory = str(Path(destination).resolve().parent)
             Path(directory).mkdir(parents=True, exist_ok=True)
-        fd, self._path = tempfile.mkstemp(prefix=".tuples-", suffix=".csv.part", dir=directory)
+        fd, self._path = _spool_file(directory)
         self._file = os.fdopen(fd, "wb")
 
     def write(self, tuples: Sequence[tuple[str, str]]) -> None:
         if not tuples:
             return
-        if isinstance(tuples, CsvTuples):
+        if isinstance(tuples, CsvTuples):  # lines already checked by tuple_line()
             self._file.write(tuples.csv)
-        else:
-            self._file.write("".join([f"{p},{ip}\n" for p, ip in tuples]).encode())
-        self.count += len(tuples)
+            self.count += len(tuples)
+            return
+        lines = [tuple_line(*pair) for pair in tuples]
+        written = [line for line in lines if line is not None]
+        if len(written) < len(lines) and self.skipped is not None:
+            self.skipped[UNWRITABLE] += len(lines) - len(written)
+        self._file.write(b"".join(written))
+        self.count += len(written)
 
     def publish(self) -> str | None:
         """Move the file into place; with no tuples nothing is written (and None returned)."""
@@ -534,8 +664,10 @@ class TupleOutput:
                 )
             finally:
                 os.unlink(self._path)
+                SPOOLS.discard(self._path)
         else:
             os.replace(self._path, self.destination)
+            SPOOLS.discard(self._path)
         return self.destination
 
     def discard(self) -> None:
@@ -543,3 +675,126 @@ class TupleOutput:
             self._file.close()
         if os.path.exists(self._path):
             os.unlink(self._path)
+        SPOOLS.discard(self._path)
+
+
+# Spool files not yet published or discarded. An interrupt can land where no `with` block
+# covers it yet (between creating the file and entering the block): the CLI removes these then.
+SPOOLS: set[str] = set()
+
+
+def _spool_file(directory: str | None) -> tuple[int, str]:
+    """A new spool file, recorded in SPOOLS before a Ctrl-C or SIGTERM can be handled (they
+    are held back for the two calls, in the main thread, where Python handles signals)."""
+    import signal
+    import threading
+
+    held = {signal.SIGINT, signal.SIGTERM}
+    hold = threading.current_thread() is threading.main_thread()
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, held) if hold else None
+    try:
+        fd, path = tempfile.mkstemp(prefix=".tuples-", suffix=".csv.part", dir=directory)
+        SPOOLS.add(path)
+    finally:
+        if mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    return fd, path
+
+
+def discard_spools() -> None:
+    """Remove every spool file this process still has (after an interrupt)."""
+    for path in list(SPOOLS):
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        SPOOLS.discard(path)
+
+
+class Run:
+    """One handler invocation: its configuration, summary and output. Used as a context
+    manager: the output is published when the block ends normally and discarded when it
+    fails, so a failed run leaves nothing behind."""
+
+    def __init__(
+        self,
+        event: object,
+        *,
+        default_key: str,
+        print_limit: int,
+        unit: str = "records",
+        need_input: bool = True,
+    ) -> None:
+        self.config = config_from(event, default_key=default_key, need_input=need_input)
+        limit = event.get("print_limit", print_limit) if isinstance(event, dict) else print_limit
+        self.print_limit = limit if type(limit) is int and limit > 0 else 0
+        self.unit = unit
+        _printable_stdout()
+        self.summary = Summary()
+        self.output: TupleOutput  # created on entering the run's `with` block
+
+    def left_to_print(self) -> int:
+        """How many more records to print: the first print_limit of the run are."""
+        return max(0, self.print_limit - self.summary.records)
+
+    def __enter__(self) -> Run:
+        # Created here, not in __init__: an interrupt between the two would leave its spool
+        # file behind, outside the block that removes it.
+        self.output = TupleOutput(self.config.output, self.summary.skipped)
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is not None:
+            self.output.discard()
+            return False
+        try:
+            self.summary.tuples_written = self.output.count
+            self.summary.output = self.output.publish()
+        except BaseException:
+            self.output.discard()
+            raise
+        return False
+
+    def result(self) -> dict:
+        """The summary as the handler returns it, after saying what was left unprinted."""
+        summary = self.summary
+        if self.print_limit and summary.records > self.print_limit:
+            print(f"... and {summary.records - self.print_limit} more {self.unit} (not printed)")
+        if summary.output is None:
+            LOG.warning("no tuples written: exercise step not done yet, or no usable input")
+        result = summary.as_dict()
+        LOG.info("ingest done: %s", result)
+        return result
+
+
+def top_level_key_repeated(data: bytes, key: str) -> bool:
+    """Whether the JSON object in `data` has `key` more than once at its top level. A parser
+    keeps only the last one and drops the rest without a word; a log like that is refused.
+    Parsed again (keeping every key) only when the text could hold a second one: the key twice
+    as an object key, spelled plainly or with \\u escapes."""
+    plainly_once = data.count(json.dumps(key).encode()) < 2
+    escapes = b"\\" in data and b"\\u" in data  # memchr first: most logs hold no backslash
+    if plainly_once and (not escapes or len(_spelled_key(key).findall(data)) < 2):
+        return False
+    try:
+        pairs = json.loads(data, object_pairs_hook=lambda pairs: pairs)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(pairs, list) and sum(1 for k, _ in pairs if k == key) > 1
+
+
+@functools.cache
+def _spelled_key(key: str) -> re.Pattern:
+    """An object key that reads `key` once decoded: each character as itself or as \\uXXXX."""
+    spellings = (
+        re.escape(c) + r"|\\u" + "".join(f"[{h.lower()}{h.upper()}]" for h in f"{ord(c):04x}")
+        for c in key
+    )
+    return re.compile(('"' + "".join(f"(?:{s})" for s in spellings) + r'"\s*:').encode())
+
+
+def _printable_stdout() -> None:
+    """Print what a record holds whatever it holds: a lone surrogate from a JSON escape
+    ("\\ud800") would otherwise stop a print() of it, and the run, with UnicodeEncodeError."""
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None and getattr(sys.stdout, "errors", None) == "strict":
+        with contextlib.suppress(ValueError, OSError):
+            reconfigure(errors="backslashreplace")

@@ -2,8 +2,9 @@
 
 The sources in lambda_src/<name>/ are the completed solutions. A line that ends in
 ``# EXERCISE`` is commented out in exercise mode (as the attendee finds it, to uncomment);
-``# EXERCISE: <code>`` is replaced by <code> (the line the attendee must change). In solution
-mode only the markers go. Shared modules (ingest_common.py) are copied in next to index.py.
+``# EXERCISE: <code>`` is replaced by <code> (the line the attendee must change); a line that
+ends in ``# SOLUTION`` is left out (what only the solution runs). In solution mode only the
+markers go. The shared modules index.py imports are copied in next to it.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from pathlib import Path
 
 LAMBDA_SRC = Path(__file__).resolve().parent
 BUILD_DIR = LAMBDA_SRC.parent / "build" / "lambda"
-SHARED_MODULES = ("ingest_common.py",)
+SHARED_MODULES = ("ingest_common.py", "cloudtrail_logs.py", "guardduty_findings.py")
 _MARKER = re.compile(r"^(?P<indent>\s*)(?P<code>.*?)\s+# EXERCISE(?::\s*(?P<replacement>.*?))?\s*$")
+_SOLUTION = re.compile(r"^(?P<code>.*?)\s+# SOLUTION\s*$")
 
 
 def render(text: str, *, solutions: bool) -> str:
@@ -24,6 +26,11 @@ def render(text: str, *, solutions: bool) -> str:
     out: list[str] = []
     i = 0
     while i < len(lines):
+        if s := _SOLUTION.match(lines[i]):
+            if solutions:
+                out.append(s["code"])
+            i += 1
+            continue
         m = _MARKER.match(lines[i])
         if not m:
             out.append(lines[i])
@@ -42,7 +49,7 @@ def render(text: str, *, solutions: bool) -> str:
                 i += 1
             col = min(len(r["indent"]) for r in run)
             out.extend(r["indent"][:col] + "# " + r["indent"][col:] + r["code"] for r in run)
-    return "\n".join(out) + "\n"
+    return "\n".join(out).rstrip("\n") + "\n"
 
 
 def stage_function(name: str, *, solutions: bool, out_dir: Path | None = None) -> Path:
@@ -66,7 +73,8 @@ def stage_function(name: str, *, solutions: bool, out_dir: Path | None = None) -
             target.write_text(render(path.read_text(encoding="utf-8"), solutions=solutions))
         else:
             shutil.copyfile(path, target)
-    if "from lambda_src import ingest_common" in (src / "index.py").read_text(encoding="utf-8"):
-        for module in SHARED_MODULES:
+    index = (src / "index.py").read_text(encoding="utf-8")
+    for module in SHARED_MODULES:
+        if f"import {module.removesuffix('.py')}" in index:
             shutil.copyfile(LAMBDA_SRC / module, dest / module)
     return dest

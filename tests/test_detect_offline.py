@@ -37,7 +37,9 @@ def test_benign_findings_below_the_threshold_are_counted_and_explained(workshop_
     benign = [o for o in run.outcomes if truth[o.finding_id]["label"] == "benign"]
     flagged = [o for o in benign if o.alerted]
     quiet = [o for o in benign if o.matched and o.result and not o.result["skipped"]]
-    assert 0 < len(flagged) < len(quiet)  # some false alarms, not all benign findings
+    # Not every benign finding alerts (how many do depends on the engine's training: none with
+    # entity smoothing, 5 of 11 before it); each one that does is explained.
+    assert quiet and len(flagged) < len(quiet)
     for o in flagged:
         assert o.result["pairs"][0]["score"] < run.threshold
         assert o.result["alert"]["why"].startswith("principal ")

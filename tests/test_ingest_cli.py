@@ -138,11 +138,14 @@ def test_staging_is_deterministic_and_complete(tmp_path):
             b = stage_function(name, solutions=solutions, out_dir=tmp_path / "b")
             assert a.name == f"{name}-{'solution' if solutions else 'exercise'}"
             files = sorted(p.name for p in a.iterdir())
-            assert files == ["index.py", "ingest_common.py"]
+            reader = (
+                "cloudtrail_logs.py" if name.startswith("cloudtrail") else "guardduty_findings.py"
+            )
+            assert files == sorted(["index.py", "ingest_common.py", reader])
             for f in files:
                 assert (a / f).read_bytes() == (b / f).read_bytes()
             text = (a / "index.py").read_text()
-            assert "# EXERCISE" not in text
+            assert "# EXERCISE" not in text and "# SOLUTION" not in text
             compile(text, str(a / "index.py"), "exec")
 
 
@@ -153,10 +156,11 @@ def test_render_markers():
         "    if a:  # EXERCISE\n"
         "        g(a)  # EXERCISE\n"
         "    short(x)  # EXERCISE: full(x)\n"
+        "    return fast(x)  # SOLUTION\n"
+        "\n"
     )
-    assert (
-        render(src, solutions=True)
-        == "x = 1\n    a = f(1)\n    if a:\n        g(a)\n    short(x)\n"
+    assert render(src, solutions=True) == (
+        "x = 1\n    a = f(1)\n    if a:\n        g(a)\n    short(x)\n    return fast(x)\n"
     )
     assert render(src, solutions=False) == (
         "x = 1\n    # a = f(1)\n    # if a:\n    #     g(a)\n    full(x)\n"
@@ -170,3 +174,146 @@ def test_summary_is_json_serialisable(tmp_path, capsys):
     assert {"files_read", "records", "tuples_written", "skipped", "files_skipped", "output"} <= set(
         summary
     )
+
+
+# ---- no input destroyed, no error after the work (issue 17) -----------------------------------
+
+
+def one_line_error(capsys, *words: str) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert all(w in err for w in words), err
+    return err
+
+
+@pytest.mark.parametrize("kind", ["same", "symlink", "hardlink", "in-folder"])
+def test_an_output_that_is_an_input_is_refused(tmp_path, capsys, kind):
+    src = tmp_path / "logs"
+    src.mkdir()
+    log = src / "x.json.gz"
+    log.write_bytes(log_bytes([record()]))
+    before = log.read_bytes()
+    out = {"same": log, "symlink": tmp_path / "link.csv", "hardlink": tmp_path / "hard.csv"}.get(
+        kind, log
+    )
+    if kind == "symlink":
+        out.symlink_to(log)
+    elif kind == "hardlink":
+        out.hardlink_to(log)
+    source = str(src) if kind == "in-folder" else str(log)
+    assert main(["tuples", "cloudtrail", source, "--out", str(out)]) == 2
+    one_line_error(capsys, "is the input file", "would be overwritten")
+    assert log.read_bytes() == before and sorted(p.name for p in src.iterdir()) == ["x.json.gz"]
+
+
+def test_output_errors_come_before_the_work(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    source = str(WORKSHOP / "cloudtrail")
+    assert main(["tuples", "cloudtrail", source, "--out", str(tmp_path / "file" / "o.csv")]) == 2
+    one_line_error(capsys, "is not a folder")
+    assert main(["tuples", "cloudtrail", source, "--out", "s3://bucket-only"]) == 2
+    one_line_error(capsys, "s3://bucket/key")
+    assert main(["tuples", "guardduty", source, "--out", "s3://b/prefix/"]) == 2
+    one_line_error(capsys, "s3://bucket/key")
+
+
+def test_an_unreadable_source_file_is_one_line_before_the_work(tmp_path, capsys, monkeypatch):
+    """(As root nothing is unreadable by its mode, so the refusal is simulated at open.)"""
+    locked = tmp_path / "locked.json.gz"
+    locked.write_bytes(log_bytes([record()]))
+    real_open = Path.open
+
+    def refuse(self, *args, **kwargs):
+        if self == locked:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", refuse)
+    out = tmp_path / "o.csv"
+    assert main(["tuples", "cloudtrail", str(locked), "--out", str(out)]) == 2
+    one_line_error(capsys, "cannot read", "Permission denied")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["locked.json.gz"]
+
+
+def test_output_to_s3(monkeypatch, tmp_path, capsys):
+    with aws(monkeypatch) as s3:
+        for n in range(3):
+            s3.put_object(Bucket="data-bucket", Key=ct_key(n), Body=log_bytes([record(f"AIDA{n}")]))
+        uri = "s3://tuples-bucket/train/t.csv"
+        assert main(["tuples", "cloudtrail", "s3://data-bucket/AWSLogs/", "--out", uri]) == 0
+        body = s3.get_object(Bucket="tuples-bucket", Key="train/t.csv")["Body"].read()
+        assert body.decode().splitlines() == [f"AIDA{n},203.0.113.10" for n in range(3)]
+        assert f"-> {uri}" in capsys.readouterr().out
+        # the output object is one of the inputs: refused, and left as it was
+        existing = f"s3://data-bucket/{ct_key(1)}"
+        assert main(["tuples", "cloudtrail", "s3://data-bucket/AWSLogs/", "--out", existing]) == 2
+        one_line_error(capsys, "is one of the inputs")
+        assert s3.get_object(Bucket="data-bucket", Key=ct_key(1))["Body"].read() == log_bytes(
+            [record("AIDA1")]
+        )
+        assert main(["tuples", "cloudtrail", "s3://data-bucket/", "--out", "s3://nope/x"]) == 2
+        one_line_error(capsys, "cannot use bucket nope")
+    assert not Path("s3:").exists()
+
+
+@pytest.mark.parametrize(
+    "signum, written", [("SIGTERM", 0), ("SIGINT", 0), ("SIGTERM", 1), ("SIGINT", 1)]
+)
+def test_a_stopped_run_leaves_no_part_file(tmp_path, signum, written):
+    """The run is frozen (SIGSTOP) once its spool file exists (and, with `written`, holds
+    tuples: mid-run), then told to stop and thawed: it removes the spool file, and no output
+    appears."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    out = out_dir / "t.csv"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "secml", "tuples", "cloudtrail", str(WORKSHOP / "cloudtrail")]
+        + ["--out", str(out)],
+        cwd=Path(__file__).resolve().parents[1],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "INGEST_WORKERS": "2"},
+    )
+    deadline = time.monotonic() + 60
+    while proc.poll() is None:
+        spools = list(out_dir.glob(".tuples-*.part"))
+        if spools and spools[0].stat().st_size >= written:
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGSTOP)
+    assert proc.poll() is None and not out.exists(), "the run ended before it could be stopped"
+    proc.send_signal(getattr(signal, signum))
+    proc.send_signal(signal.SIGCONT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.decode().strip() == "secml tuples: interrupted"
+    assert list(out_dir.iterdir()) == []
+
+
+def test_a_progress_bar_on_a_terminal_for_many_files_only(tmp_path, capsys, monkeypatch):
+    import secml.tuples
+
+    source = str(WORKSHOP / "cloudtrail")
+    assert main(["tuples", "cloudtrail", source, "--out", str(tmp_path / "a.csv")]) == 0
+    assert "file/s" not in capsys.readouterr().err  # not a terminal: no bar
+    monkeypatch.setattr(secml.tuples, "_is_terminal", lambda: True)
+    assert main(["tuples", "cloudtrail", source, "--out", str(tmp_path / "b.csv")]) == 0
+    err = capsys.readouterr().err
+    assert "file/s" in err and "/634" in err  # every file of the workshop's logs, counted
+    few = tmp_path / "few"
+    few.mkdir()
+    for n in range(5):
+        (few / f"{n}.json.gz").write_bytes(log_bytes([record()]))
+    assert main(["tuples", "cloudtrail", str(few), "--out", str(tmp_path / "c.csv")]) == 0
+    assert "file/s" not in capsys.readouterr().err  # a few files: no bar
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+    from lambda_src import ingest_common
+
+    assert ingest_common.on_file is None

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from lambda_src import cloudtrail_logs as logs
 from lambda_src import ingest_common
 from lambda_src.cloudtrail_ingest import index
+from lambda_src.staging import stage_function
 from tests.ingest_support import (
     ACCOUNT,
     aws,
@@ -189,15 +192,16 @@ def test_a_failed_run_leaves_no_output_behind(monkeypatch):
     with aws(monkeypatch) as s3:
         for n in range(3):
             s3.put_object(Bucket="data-bucket", Key=ct_key(n), Body=log_bytes([record()]))
-        calls, real = [], index.get_tuples
+        calls, real = [], logs.csv_lines
 
-        def failing(log, **kw):
-            calls.append(log.name)
+        def failing(*args, **kw):
+            calls.append(1)
             if len(calls) == 2:
                 raise RuntimeError("Lambda ran out of time")
-            return real(log, **kw)
+            return real(*args, **kw)
 
-        monkeypatch.setattr(index, "get_tuples", failing)
+        monkeypatch.setattr(logs, "csv_lines", failing)
+        monkeypatch.setenv("INGEST_WORKERS", "1")
         with pytest.raises(RuntimeError):
             index.handler({}, None)
         assert keys(s3) == []
@@ -208,45 +212,6 @@ def test_missing_configuration_is_a_clear_error(monkeypatch):
         monkeypatch.delenv("INPUT_BUCKET")
         with pytest.raises(ValueError, match="INPUT_BUCKET"):
             index.handler({}, None)
-
-
-@pytest.mark.parametrize(
-    "name", sorted(p.name for p in WORKSHOP.rglob("*.json.gz") if "Digest" not in str(p))[:40:8]
-)
-def test_scan_gives_exactly_what_parsing_gives(name):
-    """The fast scan and get_tuple() on fully parsed records agree, tuple for tuple."""
-    path = next(WORKSHOP.rglob(name))
-    data = gzip.decompress(path.read_bytes())
-    fast, slow = Counter(), Counter()
-    scanned = index.CloudTrailLog(name, index._scan(data))
-    parsed = index.CloudTrailLog(name, json.loads(data)["Records"])
-    assert all(type(item) is tuple for item in scanned.items)  # the scan took every record
-    for ipv4_only in (False, True):
-        assert index.get_tuples(scanned, ipv4_only=ipv4_only, skipped=fast) == index.get_tuples(
-            parsed, ipv4_only=ipv4_only, skipped=slow
-        )
-    assert fast == slow
-
-
-def test_scan_falls_back_record_by_record_and_file_by_file():
-    odd = record("AIDAODD", "192.0.2.9")
-    odd["userIdentity"] = {"principalId": "AIDAODD", "type": "IAMUser"}  # keys in another order
-    data = json.dumps({"Records": [record(), odd]}, separators=(",", ":")).encode()
-    items = index._scan(data)
-    assert [type(i) for i in items] == [tuple, dict]
-    assert [t for i in items for t in [index.get_tuples(index.CloudTrailLog("x", [i]))]] == [
-        [("AIDAEXAMPLEUSER00001", "203.0.113.10")],
-        [("AIDAODD", "192.0.2.9")],
-    ]
-    assert index._scan(data[:-2] + b" ]}") is None  # not CloudTrail's layout: parse whole
-    # A JSON escape could spell anything (even an Insight event type): the file is parsed whole.
-    escaped = record("AIDA\\u0041ESC", "192.0.2.10")
-    data = json.dumps({"Records": [record(), escaped]}, separators=(",", ":")).encode()
-    assert index._scan(data) is None
-    # So is a file where "eventVersion" is not where each record starts.
-    late = {"eventTime": "2025-06-03T18:01:00Z", **record("AIDALATE", "192.0.2.11")}
-    data = json.dumps({"Records": [record(), late]}, separators=(",", ":")).encode()
-    assert index._scan(data) is None
 
 
 def test_get_tuple_is_pure_and_total():
@@ -291,7 +256,7 @@ def test_the_documented_edit_turns_the_exercise_into_the_solution(monkeypatch, t
         "cloudtrail_ingest",
         solutions=False,
         out_dir=tmp_path,
-        edit=lambda text: uncomment_after_todo(text, "TODO (exercise 2.1, step 5)"),
+        edit=lambda text: uncomment_after_todo(text, "TODO (exercise 2.1, step 3)"),
     )
     with aws(monkeypatch) as s3:
         messy_bucket(s3)
@@ -403,3 +368,56 @@ def test_scan_matches_full_parse_on_adversarial_layouts(tmp_path, start, ipv4_on
         assert lines == [f"{p},{ip}" for p, ip in expected]
         assert result["skipped"] == dict(sorted(reasons.items()))
         assert result["records"] == len(records)
+
+
+def test_the_attendees_get_tuple_is_what_runs(monkeypatch, tmp_path):
+    """Exercise 2.1 as the guide has it, applied as text to the staged file: the attendee's
+    get_tuple() runs once per record of the workshop's logs and its answers are the output,
+    the solution's tuples and counts exactly; a change to get_tuple() shows in the output."""
+    monkeypatch.setenv("INGEST_WORKERS", "1")
+
+    def uncomment(text: str) -> str:
+        return uncomment_after_todo(text, "TODO (exercise 2.1, step 3)")
+
+    edited = load_staged("cloudtrail_ingest", solutions=False, out_dir=tmp_path, edit=uncomment)
+    calls = []
+    real = edited.get_tuple
+    monkeypatch.setattr(edited, "get_tuple", lambda r, **kw: calls.append(1) or real(r, **kw))
+    event = {"sources": [str(WORKSHOP)], "print_limit": 0, "ipv4_only": True}
+    attendee = edited.handler({**event, "output": str(tmp_path / "a.csv")}, None)
+    solution = index.handler({**event, "output": str(tmp_path / "s.csv")}, None)
+    assert len(calls) == attendee["records"] == solution["records"] > 40_000
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "s.csv").read_bytes()
+    assert {k: v for k, v in attendee.items() if k != "json_backend"} == {
+        **{k: v for k, v in solution.items() if k != "json_backend"},
+        "output": str(tmp_path / "a.csv"),
+    }
+
+    def lower_case(text: str) -> str:
+        assert "            return principal, ip\n" in text
+        return uncomment(text).replace("return principal, ip", "return principal.lower(), ip")
+
+    changed = load_staged("cloudtrail_ingest", solutions=False, out_dir=tmp_path, edit=lower_case)
+    changed.handler({**event, "output": str(tmp_path / "c.csv")}, None)
+    expected = (tmp_path / "s.csv").read_text().splitlines()
+    assert (tmp_path / "c.csv").read_text().splitlines() == [
+        f"{p.lower()},{ip}" for p, ip in (line.split(",") for line in expected)
+    ]
+
+
+def test_todo_comments_name_the_guides_steps(tmp_path):
+    """Each TODO in the staged exercise files names an exercise step of docs/workshop.md that
+    tells the attendee about that TODO."""
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "workshop.md").read_text()
+    todos = []
+    for name in ("cloudtrail_ingest", "guardduty_ingest"):
+        folder = stage_function(name, solutions=False, out_dir=tmp_path)
+        todos += re.findall(
+            r"TODO \(exercise (\d\.\d), step (\d+)\)", (folder / "index.py").read_text()
+        )
+    assert sorted(todos) == [("1.2", "4"), ("2.1", "3"), ("2.2", "1")]
+    for exercise, step in todos:
+        section = guide.split(f"\n### {exercise} ", 1)[1].split("\n#", 1)[0]
+        steps = re.split(r"\n(?=\d+\. )", section)
+        text = next(s for s in steps if s.startswith(f"{step}. "))
+        assert "TODO" in text, (exercise, step, text)

@@ -9,9 +9,18 @@ from pathlib import Path
 
 import pytest
 
+from lambda_src import cloudtrail_logs as logs
 from lambda_src import ingest_common as common
 from lambda_src.cloudtrail_ingest import index
-from tests.ingest_support import aws, ct_key, keys, load_staged, log_bytes, record
+from tests.ingest_support import (
+    aws,
+    ct_key,
+    keys,
+    load_staged,
+    log_bytes,
+    record,
+    uncomment_after_todo,
+)
 from tests.test_ingest_cloudtrail import messy_bucket
 
 WORKSHOP = Path(__file__).resolve().parents[1] / "data" / "workshop" / "cloudtrail"
@@ -47,12 +56,19 @@ def test_workers_match_sequential_on_bad_input_in_s3(monkeypatch, capsys, event)
     assert one == two == three
 
 
-def test_workers_match_sequential_in_exercise_mode(monkeypatch, capsys, tmp_path):
-    exercise = load_staged("cloudtrail_ingest", solutions=False, out_dir=tmp_path)
-    one = run_s3(monkeypatch, capsys, 1, handler=exercise.handler)
-    two = run_s3(monkeypatch, capsys, 2, handler=exercise.handler)
-    assert one == two
-    assert one[0] is None and one[1]["tuples_written"] == 0 and one[1]["skipped"] == {}
+def test_the_edited_exercise_matches_the_solution_with_workers(monkeypatch, capsys, tmp_path):
+    """The attendee's edit (get_tuple() per record, one process) and the solution (scan, two
+    workers) write the same tuples and counts, and print the same first records."""
+    edited = load_staged(
+        "cloudtrail_ingest",
+        solutions=False,
+        out_dir=tmp_path,
+        edit=lambda text: uncomment_after_todo(text, "TODO (exercise 2.1, step 3)"),
+    )
+    plain = run_s3(monkeypatch, capsys, 1, handler=edited.handler)
+    two = run_s3(monkeypatch, capsys, 2)
+    assert plain == two
+    assert plain[0] is not None and plain[1]["skipped"]["aws-internal"] == 19 + 1
     assert "DescribeInstances principal=AIDAUSER1 ip=203.0.113.10" in two[2]
 
 
@@ -124,10 +140,10 @@ def test_a_pool_that_cannot_start_falls_back_to_sequential(monkeypatch, capsys, 
 
 
 def test_a_failing_worker_fails_the_run_and_leaves_no_output(monkeypatch, tmp_path):
-    def broken(data):
+    def broken(blob):
         raise MemoryError("worker out of memory")
 
-    monkeypatch.setattr(index, "_scan", broken)  # the forked workers inherit it
+    monkeypatch.setattr(logs, "parse_log", broken)  # the forked workers inherit it
     monkeypatch.setenv("INGEST_WORKERS", "2")
     out = tmp_path / "out.csv"
     with pytest.raises(RuntimeError, match="worker out of memory"):
@@ -140,14 +156,14 @@ def test_a_failed_run_with_workers_stops_them_and_leaves_no_output(monkeypatch):
     with aws(monkeypatch) as s3:
         for n in range(12):
             s3.put_object(Bucket="data-bucket", Key=ct_key(n), Body=log_bytes([record()]))
-        real = index.get_tuples
+        real = logs._work
 
-        def failing(log, **kw):
-            if log.name.endswith(ct_key(3).rsplit("/", 1)[-1]):
+        def failing(get_tuple, name, *args):
+            if name.endswith(ct_key(3).rsplit("/", 1)[-1]):
                 raise RuntimeError("Lambda ran out of time")
-            return real(log, **kw)
+            return real(get_tuple, name, *args)
 
-        monkeypatch.setattr(index, "get_tuples", failing)
+        monkeypatch.setattr(logs, "_work", failing)
         monkeypatch.setenv("INGEST_WORKERS", "2")
         with pytest.raises(RuntimeError, match="ran out of time"):
             index.handler({}, None)

@@ -11,6 +11,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from lambda_src import guardduty_findings as gd
 from lambda_src.guardduty_ingest import index
 from tests.ingest_support import aws, keys, load_staged, read_output, uncomment_after_todo
 
@@ -178,8 +179,8 @@ def test_tuples_from_finding_either_casing():
         ("AIDAUSER3", "45.155.205.2"),
     ]
     assert index.tuples_from_finding(FINDINGS[1], ipv4_only=True) == []
-    assert index.is_sample(camel(FINDINGS[8]))
-    assert index.is_sample({"service": {"additionalInfo": {"sample": True}}})
+    assert gd.is_sample(camel(FINDINGS[8]))
+    assert gd.is_sample({"service": {"additionalInfo": {"sample": True}}})
     for junk in ({}, {"Resource": "x"}, {"Service": {"Action": []}}):
         assert index.tuples_from_finding(junk) == []
 
@@ -247,25 +248,37 @@ def test_live_detector_pages_and_batches_of_50(monkeypatch):
     assert len(out) == 60 and all(int(p[4:]) % 2 == 1 for p, _ in out)
 
 
-def test_exercise_mode_prints_full_findings_and_writes_nothing(monkeypatch, tmp_path, capsys):
+def test_exercise_mode_prints_a_few_findings_in_full_and_writes_nothing(
+    monkeypatch, tmp_path, capsys
+):
+    """Exercise 1.2 as the attendee finds it, on the workshop's 22 findings: three in full,
+    the others one line each, and those lines fit the 4 KB tail the Lambda console shows."""
     exercise = load_staged("guardduty_ingest", solutions=False, out_dir=tmp_path)
-    with aws(monkeypatch, prefix="gd/") as s3:
-        put_every_container(s3)
+    findings = json.loads((WORKSHOP / "guardduty" / "findings.json").read_text())
+    with aws(monkeypatch, prefix="guardduty/") as s3:
+        s3.put_object(
+            Bucket="data-bucket", Key="guardduty/findings.json", Body=json.dumps(findings)
+        )
         result = exercise.handler({}, None)
         assert keys(s3) == []
     out = capsys.readouterr().out
-    assert '"AccessKeyDetails": {' in out  # print_full_finding: the whole JSON
+    assert out.count('"AccessKeyDetails": {') + out.count('"accessKeyDetails": {') <= 3
+    assert out.count("\n{\n") + out.startswith("{\n") == 3  # three whole JSON documents
+    short = out[out.rindex("\n}\n") + 3 :].splitlines()
+    assert len(short) == len(findings) - 3 and len("\n".join(short)) < 4096
+    assert all(" severity=" in line and " principal=" in line for line in short)
     assert result["tuples_written"] == 0 and result["output"] is None
 
 
 def test_the_documented_edits(monkeypatch, tmp_path, capsys):
     def attendee(text: str) -> str:
-        # 1.2 step 5: replace the call to print_full_finding with print_short_finding
+        # 1.2 step 4: set PRINT_IN_FULL to 0
         lines = text.splitlines(keepends=True)
-        i = next(n for n, line in enumerate(lines) if "TODO (exercise 1.2, step 5)" in line)
-        lines[i + 1] = lines[i + 1].replace("print_full_finding", "print_short_finding")
-        # 2.2 step 2: uncomment the get_tuples line
-        return uncomment_after_todo("".join(lines), "TODO (exercise 2.2, step 2)")
+        i = next(n for n, line in enumerate(lines) if "TODO (exercise 1.2, step 4)" in line)
+        assert lines[i + 1] == "PRINT_IN_FULL = 3\n"
+        lines[i + 1] = "PRINT_IN_FULL = 0\n"
+        # 2.2 step 1: uncomment the get_tuples line
+        return uncomment_after_todo("".join(lines), "TODO (exercise 2.2, step 1)")
 
     edited = load_staged("guardduty_ingest", solutions=False, out_dir=tmp_path, edit=attendee)
     with aws(monkeypatch, prefix="gd/") as s3:

@@ -192,6 +192,7 @@ def test_deployed_layout_imports_the_ingest_tuples_function_in_a_bare_interprete
     assert sorted(p.name for p in staged.glob("*.py")) == [
         "alerts.py",
         "compact_model.py",
+        "guardduty_findings.py",
         "guardduty_ingest.py",
         "index.py",
         "ingest_common.py",

@@ -132,7 +132,7 @@ def test_function_code_is_the_one_hook_for_exercise_or_solution_code():
         code = function_code("cloudtrail_ingest", solutions=solutions)
         assert isinstance(code, lambda_.AssetCode)
         staged[solutions] = (Path(code.path) / "index.py").read_text()
-    exercise_line = "# output.write(get_tuples(log"
+    exercise_line = "# run.output.write(get_tuples(records"
     assert exercise_line in staged[False]
     assert exercise_line not in staged[True]
-    assert "output.write(get_tuples(log" in staged[True]
+    assert "run.output.write(get_tuples(records" in staged[True]

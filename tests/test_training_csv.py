@@ -79,3 +79,27 @@ def test_crlf_line_ends_and_blank_padding_are_fine():
     pairs = load_pairs(CsvBytes(raw))
     assert list(pairs.entities) == ["a", "b"]
     assert pairs.skipped == 0
+
+
+def test_the_reader_takes_every_principal_the_writers_write_and_nothing_else():
+    """One rule for a tuple field: the CSV the ingest writes (tuple_line) is exactly what
+    training reads; a field the writers skip is refused here, at its line."""
+    import random
+
+    from lambda_src.ingest_common import tuple_line
+
+    rng = random.Random(17)
+    alphabet = ["a", "Z", "0", ":", "-", " ", "\t", ",", '"', "\r", "\x00", "\x85", "\u2028",
+                "é", "\ud800", "\ufeff", "\u200b", "ü", "/"]  # fmt: skip
+    for _ in range(2000):
+        principal = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 5)))
+        written = tuple_line(principal, "192.0.2.1")
+        stripped = principal.strip(" \t")
+        if written is not None:
+            pairs = load_pairs(CsvBytes(written, name="t.csv"))
+            assert len(pairs) == 1 and pairs.entities[0] == principal, principal
+        elif stripped == principal and "\n" not in principal and "\r" not in principal:
+            # after a good first line, so that a leading U+FEFF is not read as the file's BOM
+            line = f"u,192.0.2.9\n{principal},192.0.2.1\n".encode("utf-8", "surrogatepass")
+            with pytest.raises(SecmlError):
+                load_pairs(CsvBytes(line, name="t.csv"))

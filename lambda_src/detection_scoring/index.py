@@ -24,11 +24,13 @@ from botocore.exceptions import ClientError
 if __package__:  # imported as lambda_src.detection_scoring.index (CLI, offline twin, tests)
     from lambda_src.detection_scoring.alerts import Alert
     from lambda_src.detection_scoring.compact_model import CompactModel
-    from lambda_src.guardduty_ingest.index import is_sample, tuples_from_finding
+    from lambda_src.guardduty_findings import is_sample
+    from lambda_src.guardduty_ingest.index import tuples_from_finding
 else:  # deployed: the modules are staged next to this file (stacks/detection.py)
     from alerts import Alert
     from compact_model import CompactModel
-    from guardduty_ingest import is_sample, tuples_from_finding
+    from guardduty_findings import is_sample
+    from guardduty_ingest import tuples_from_finding
 
 LOG = logging.getLogger("secml.detection")
 LOG.setLevel(logging.INFO)

@@ -189,7 +189,7 @@ def read_findings(bucket: str, prefix: str) -> list[dict]:
 
     ensure_repo_on_path()
     from lambda_src import ingest_common
-    from lambda_src.guardduty_ingest.index import read_finding_files
+    from lambda_src.guardduty_findings import read_finding_files
 
     reset_cached_clients()
     batches = read_finding_files([f"s3://{bucket}/{prefix}"], ingest_common.Summary())

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from lambda_src.ingest_common import tuple_field_ok
 from secml.errors import SecmlError
 from secml.ipinsights.addresses import Addresses, parse_addresses, quote_value
 
@@ -83,6 +84,8 @@ FIELD_BLANKS = " \t"
 
 
 def _field_problem(field: str, what: str) -> str | None:
+    if tuple_field_ok(field):  # the writers' own rule: one definition of a tuple field
+        return None
     if not field:
         return f"empty {what}"
     if not field.isprintable():
@@ -90,7 +93,7 @@ def _field_problem(field: str, what: str) -> str | None:
         return f"{what} has a non-printable character (U+{ord(bad):04X})"
     if "," in field or '"' in field:
         return f"{what} has a ',' or '\"' (not allowed in a tuple)"
-    return None
+    return f"{what} has blanks at its ends"
 
 
 def _split_line(line: str) -> list[str] | str:

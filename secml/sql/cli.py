@@ -6,7 +6,6 @@ import argparse
 import json
 import logging
 import sys
-from pathlib import Path
 
 from secml.errors import SecmlError
 
@@ -17,13 +16,7 @@ def run_duckdb(args: argparse.Namespace) -> int:
 
     from secml.sql import duckdb_engine
 
-    for src in args.src:
-        if src.startswith("s3://") and not src[5:].split("/", 1)[0]:
-            raise SecmlError(f"not an S3 URI (s3://bucket/prefix): {src}")
-        if not src.startswith("s3://") and not Path(src).exists():
-            raise SecmlError(f"no such file or folder: {src}")
-    if args.out.is_dir():
-        raise SecmlError(f"--out {args.out} is a folder; give a file name")
+    # Sources and --out were checked by secml.tuples.run, as for the Lambda engine.
     logging.getLogger("secml.ingest").setLevel(logging.INFO if args.verbose else logging.ERROR)
     try:
         result = duckdb_engine.run(list(args.src), str(args.out), ipv4_only=args.ipv4_only)
