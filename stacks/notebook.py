@@ -49,12 +49,6 @@ IPINSIGHTS_IMAGE_CONFIG = (
 )
 
 
-# SageMaker's own log namespace (jobs, endpoints, notebook instances name their groups there),
-# and cdk-nag's finding id for a policy on it
-SAGEMAKER_LOG_GROUPS_FINDING = (
-    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:"
-    "<AWS::AccountId>:log-group:/aws/sagemaker/*]"
-)
 # The log groups of the endpoints the notebook creates (one per endpoint, named after it),
 # with their streams; the finding id of a policy on them.
 ENDPOINT_LOG_GROUPS_FINDING = (
@@ -67,7 +61,7 @@ TRAINING_LOG_STREAMS_FINDING = (
 )
 
 
-def _log_group_arn(stack: cdk.Stack, name: str) -> str:
+def log_group_arn(stack: cdk.Stack, name: str) -> str:
     return stack.format_arn(
         service="logs",
         resource="log-group",
@@ -76,14 +70,9 @@ def _log_group_arn(stack: cdk.Stack, name: str) -> str:
     )
 
 
-def sagemaker_log_groups(stack: cdk.Stack) -> str:
-    """The ARN pattern of every SageMaker log group in the stack's account and region."""
-    return _log_group_arn(stack, "/aws/sagemaker/*")
-
-
 def sagemaker_endpoint_log_groups(stack: cdk.Stack) -> str:
     """The log groups (and streams) of the notebook's endpoints: the only ones to delete."""
-    return _log_group_arn(stack, f"/aws/sagemaker/Endpoints/{RESOURCE_NAME_PREFIX}*")
+    return log_group_arn(stack, f"/aws/sagemaker/Endpoints/{RESOURCE_NAME_PREFIX}*")
 
 
 def ipinsights_registries() -> dict[str, str]:
@@ -440,8 +429,8 @@ class Notebook(Construct):
                     "logs:GetLogEvents",
                 ],
                 resources=[
-                    _log_group_arn(stack, "/aws/sagemaker/TrainingJobs"),
-                    _log_group_arn(
+                    log_group_arn(stack, "/aws/sagemaker/TrainingJobs"),
+                    log_group_arn(
                         stack, f"/aws/sagemaker/TrainingJobs:log-stream:{RESOURCE_NAME_PREFIX}*"
                     ),
                 ],
