@@ -24,8 +24,6 @@ from stacks.nag import acknowledge, arn_ref
 from stacks.notebook import (
     ENDPOINT_LOG_GROUPS_FINDING,
     RESOURCE_NAME_PREFIX,
-    log_group_arn,
-    sagemaker_endpoint_log_groups,
 )
 
 HANDLER_TIMEOUT = cdk.Duration.minutes(10)
@@ -35,6 +33,22 @@ TAG_ONLY_TYPES = ("endpoint", "endpoint-config", "transform-job")
 ROLE_RECORDING_TYPES = ("training-job", "hyper-parameter-tuning-job", "model")
 # The shared log groups whose secml-* job streams the handler deletes.
 JOB_LOG_GROUPS = ("/aws/sagemaker/TrainingJobs", "/aws/sagemaker/TransformJobs")
+
+
+# SageMaker names each endpoint's log group after the endpoint.
+ENDPOINT_LOG_GROUP_PREFIX = "/aws/sagemaker/Endpoints/"
+
+
+def compact_arn(service: str, resource: str) -> str:
+    """An ARN in the stack's partition, region and account, as Fn::Sub.
+
+    Not Stack.format_arn: its Fn::Join takes half again as many bytes per ARN, and the fleet
+    template must stay under CloudFormation's 51,200-byte TemplateBody limit
+    (tests/test_fleet_package.py). cdk-nag prints both forms alike in its finding ids.
+    """
+    return cdk.Fn.sub(
+        f"arn:${{AWS::Partition}}:{service}:${{AWS::Region}}:${{AWS::AccountId}}:{resource}"
+    )
 
 
 def log_group_finding(name: str) -> str:
@@ -105,11 +119,10 @@ class Cleanup(Construct):
         """Only what lambda_src/cleanup calls, only on secml-* names (see its docstring)."""
 
         def arn(resource_type: str) -> str:
-            return stack.format_arn(
-                service="sagemaker",
-                resource=resource_type,
-                resource_name=f"{RESOURCE_NAME_PREFIX}*",
-            )
+            return compact_arn("sagemaker", f"{resource_type}/{RESOURCE_NAME_PREFIX}*")
+
+        def log_arn(name: str) -> str:
+            return compact_arn("logs", f"log-group:{name}")
 
         policy = [
             iam.PolicyStatement(
@@ -150,27 +163,23 @@ class Cleanup(Construct):
                 conditions={"StringEquals": {f"aws:ResourceTag/{tag_key}": stack.stack_name}},
             ),
             iam.PolicyStatement(
-                # Listing a job's streams (by prefix) names the shared group; CloudWatch Logs
-                # documents both the plain group ARN and the one ending in ":*" for
-                # group-level actions (https://docs.aws.amazon.com/AmazonCloudWatch/latest/
-                # logs/iam-access-control-overview-cwl.html): both, for a read-only call.
+                # Listing a job's streams (by prefix) names the shared group. In IAM policies
+                # CloudWatch Logs wants the group's ARN with a trailing ":*" (as aws-cdk-lib's
+                # LogGroup grants write it): https://docs.aws.amazon.com/AmazonCloudWatch/
+                # latest/logs/iam-access-control-overview-cwl.html
                 actions=["logs:DescribeLogStreams"],
-                resources=[
-                    log_group_arn(stack, f"{group}{suffix}")
-                    for group in JOB_LOG_GROUPS
-                    for suffix in ("", ":*")
-                ],
+                resources=[log_arn(f"{group}:*") for group in JOB_LOG_GROUPS],
             ),
             iam.PolicyStatement(
                 actions=["logs:DeleteLogStream"],
                 resources=[
-                    log_group_arn(stack, f"{group}:log-stream:{RESOURCE_NAME_PREFIX}*")
+                    log_arn(f"{group}:log-stream:{RESOURCE_NAME_PREFIX}*")
                     for group in JOB_LOG_GROUPS
                 ],
             ),
             iam.PolicyStatement(
                 actions=["logs:DeleteLogGroup"],
-                resources=[sagemaker_endpoint_log_groups(stack)],
+                resources=[log_arn(f"{ENDPOINT_LOG_GROUP_PREFIX}{RESOURCE_NAME_PREFIX}*")],
             ),
             iam.PolicyStatement(
                 actions=["s3:ListBucket", "s3:ListBucketVersions"],

@@ -61,7 +61,7 @@ TRAINING_LOG_STREAMS_FINDING = (
 )
 
 
-def log_group_arn(stack: cdk.Stack, name: str) -> str:
+def _log_group_arn(stack: cdk.Stack, name: str) -> str:
     return stack.format_arn(
         service="logs",
         resource="log-group",
@@ -72,7 +72,7 @@ def log_group_arn(stack: cdk.Stack, name: str) -> str:
 
 def sagemaker_endpoint_log_groups(stack: cdk.Stack) -> str:
     """The log groups (and streams) of the notebook's endpoints: the only ones to delete."""
-    return log_group_arn(stack, f"/aws/sagemaker/Endpoints/{RESOURCE_NAME_PREFIX}*")
+    return _log_group_arn(stack, f"/aws/sagemaker/Endpoints/{RESOURCE_NAME_PREFIX}*")
 
 
 def ipinsights_registries() -> dict[str, str]:
@@ -429,8 +429,8 @@ class Notebook(Construct):
                     "logs:GetLogEvents",
                 ],
                 resources=[
-                    log_group_arn(stack, "/aws/sagemaker/TrainingJobs"),
-                    log_group_arn(
+                    _log_group_arn(stack, "/aws/sagemaker/TrainingJobs"),
+                    _log_group_arn(
                         stack, f"/aws/sagemaker/TrainingJobs:log-stream:{RESOURCE_NAME_PREFIX}*"
                     ),
                 ],

@@ -195,6 +195,10 @@ def _rendered(value) -> str:
         return value
     if "Ref" in value:
         return PSEUDO.get(value["Ref"], "<unresolved>")
+    if "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
+        return re.sub(
+            r"\$\{([^}]+)\}", lambda m: PSEUDO.get(m[1], "<unresolved>"), value["Fn::Sub"]
+        )
     if "Fn::Join" in value:
         separator, parts = value["Fn::Join"]
         return separator.join(_rendered(part) for part in parts)
@@ -311,7 +315,6 @@ def test_cleanup_role_deletes_only_the_logs_of_secml_jobs_and_endpoints(cleanup_
     stream = group + ":log-stream:{}"
     job = "secml-ipinsights-20261205-101500-ab12"
     allowed = [
-        *[("logs:DescribeLogStreams", group.format(g)) for g in job_groups],
         *[("logs:DescribeLogStreams", group.format(g) + ":*") for g in job_groups],
         *[
             ("logs:DeleteLogStream", stream.format(g, f"{job}/algo-1-1764930000"))
