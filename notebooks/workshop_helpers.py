@@ -419,6 +419,10 @@ def _missing(exc: Exception) -> bool:
     return "Could not find" in message or "does not exist" in message
 
 
+def _denied(exc: Exception) -> bool:
+    return "AccessDenied" in str(exc) or "not authorized" in str(exc)
+
+
 # Everything any SageMakerIPInsights in this kernel created, not yet deleted: deleted when the
 # kernel shuts down too (a failed cell stops "Run All" before the notebook's cleanup cell).
 _LIVE: list[SageMakerIPInsights] = []
@@ -652,11 +656,17 @@ class SageMakerIPInsights:
         return report
 
     def _delete(self, resource) -> str:
+        """The notebook's role may delete only what carries the stack's tag, so for something
+        already gone AWS answers AccessDenied (there is no tag to check), not "not found".
+        Describe is allowed by name and says "not found": ask it first, and again on a refusal.
+        """
+        if self._gone(resource):
+            return "already gone"
         try:
             resource.delete()
             return "deleted"
         except Exception as exc:
-            if _missing(exc):
+            if _missing(exc) or (_denied(exc) and self._gone(resource)):
                 return "already gone"
             if "Creating" not in str(exc) and "Updating" not in str(exc):
                 raise
@@ -668,6 +678,15 @@ class SageMakerIPInsights:
         )
         resource.delete()
         return "deleted"
+
+    @staticmethod
+    def _gone(resource) -> bool:
+        """Whether Describe says the resource no longer exists (any other answer: not gone)."""
+        try:
+            resource.refresh()
+        except Exception as exc:
+            return _missing(exc)
+        return False
 
     def endpoints_still_there(self) -> list[str]:
         """Which endpoints this backend created still exist (should be none after cleanup)."""

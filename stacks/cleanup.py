@@ -21,15 +21,42 @@ from constructs import Construct
 
 from stacks.functions import custom_resource_provider, python_function, source_code
 from stacks.nag import acknowledge, arn_ref
-from stacks.notebook import SAGEMAKER_LOG_GROUPS_FINDING, sagemaker_log_groups
+from stacks.notebook import (
+    ENDPOINT_LOG_GROUPS_FINDING,
+    RESOURCE_NAME_PREFIX,
+)
 
-# Fallback for untagged SageMaker resources: this name prefix AND the notebook's role.
-NAME_PREFIX = "secml-"
 HANDLER_TIMEOUT = cdk.Duration.minutes(10)
 SERVICE_TIMEOUT = cdk.Duration.minutes(16)
 # Kinds the cleanup identifies by tag only: deleting them is allowed only when tagged.
 TAG_ONLY_TYPES = ("endpoint", "endpoint-config", "transform-job")
 ROLE_RECORDING_TYPES = ("training-job", "hyper-parameter-tuning-job", "model")
+# The shared log groups whose secml-* job streams the handler deletes.
+JOB_LOG_GROUPS = ("/aws/sagemaker/TrainingJobs", "/aws/sagemaker/TransformJobs")
+
+
+# SageMaker names each endpoint's log group after the endpoint.
+ENDPOINT_LOG_GROUP_PREFIX = "/aws/sagemaker/Endpoints/"
+
+
+def compact_arn(service: str, resource: str) -> str:
+    """An ARN in the stack's partition, region and account, as Fn::Sub.
+
+    Not Stack.format_arn: its Fn::Join takes half again as many bytes per ARN, and the fleet
+    template must stay under CloudFormation's 51,200-byte TemplateBody limit
+    (tests/test_fleet_package.py). cdk-nag prints both forms alike in its finding ids.
+    """
+    return cdk.Fn.sub(
+        f"arn:${{AWS::Partition}}:{service}:${{AWS::Region}}:${{AWS::AccountId}}:{resource}"
+    )
+
+
+def log_group_finding(name: str) -> str:
+    """cdk-nag's finding id for a policy on this log group (or stream) name pattern."""
+    return (
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:"
+        f"<AWS::AccountId>:log-group:{name}]"
+    )
 
 
 class Cleanup(Construct):
@@ -67,7 +94,7 @@ class Cleanup(Construct):
             properties={
                 "StackName": stack.stack_name,
                 "TagKey": tag_key,
-                "NamePrefix": NAME_PREFIX,
+                "NamePrefix": RESOURCE_NAME_PREFIX,
                 "NotebookRoleArn": notebook_role.role_arn,
                 "Buckets": [bucket.bucket_name for bucket in buckets],
             },
@@ -89,8 +116,13 @@ class Cleanup(Construct):
             construct.node.add_dependency(self.resource)
 
     def _grant(self, stack: cdk.Stack, buckets: Sequence[s3.IBucket], tag_key: str) -> None:
+        """Only what lambda_src/cleanup calls, only on secml-* names (see its docstring)."""
+
         def arn(resource_type: str) -> str:
-            return stack.format_arn(service="sagemaker", resource=resource_type, resource_name="*")
+            return compact_arn("sagemaker", f"{resource_type}/{RESOURCE_NAME_PREFIX}*")
+
+        def log_arn(name: str) -> str:
+            return compact_arn("logs", f"log-group:{name}")
 
         policy = [
             iam.PolicyStatement(
@@ -131,8 +163,23 @@ class Cleanup(Construct):
                 conditions={"StringEquals": {f"aws:ResourceTag/{tag_key}": stack.stack_name}},
             ),
             iam.PolicyStatement(
-                actions=["logs:DescribeLogStreams", "logs:DeleteLogStream", "logs:DeleteLogGroup"],
-                resources=[sagemaker_log_groups(stack)],
+                # Listing a job's streams (by prefix) names the shared group. In IAM policies
+                # CloudWatch Logs wants the group's ARN with a trailing ":*" (as aws-cdk-lib's
+                # LogGroup grants write it): https://docs.aws.amazon.com/AmazonCloudWatch/
+                # latest/logs/iam-access-control-overview-cwl.html
+                actions=["logs:DescribeLogStreams"],
+                resources=[log_arn(f"{group}:*") for group in JOB_LOG_GROUPS],
+            ),
+            iam.PolicyStatement(
+                actions=["logs:DeleteLogStream"],
+                resources=[
+                    log_arn(f"{group}:log-stream:{RESOURCE_NAME_PREFIX}*")
+                    for group in JOB_LOG_GROUPS
+                ],
+            ),
+            iam.PolicyStatement(
+                actions=["logs:DeleteLogGroup"],
+                resources=[log_arn(f"{ENDPOINT_LOG_GROUP_PREFIX}{RESOURCE_NAME_PREFIX}*")],
             ),
             iam.PolicyStatement(
                 actions=["s3:ListBucket", "s3:ListBucketVersions"],
@@ -157,16 +204,30 @@ class Cleanup(Construct):
             acknowledge(
                 role,
                 "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:"
-                f"<AWS::AccountId>:{resource_type}/*]",
-                "The notebook names what it creates at run time; the handler checks the stack "
-                "tag (or name prefix and notebook role) before it stops or deletes anything, "
-                "and deletes of tag-only kinds are conditioned on the tag.",
+                f"<AWS::AccountId>:{resource_type}/{RESOURCE_NAME_PREFIX}*]",
+                "The notebook names each job, model and endpoint at run time "
+                "(secml-<purpose>-<time>-<random>); the handler also checks the stack tag (or "
+                "the notebook role) before it stops or deletes one, and deletes of tag-only "
+                "kinds are conditioned on the tag.",
+            )
+        for group in JOB_LOG_GROUPS:
+            acknowledge(
+                role,
+                log_group_finding(f"{group}:*"),
+                "DescribeLogStreams only (read): CloudWatch Logs may authorize it on the group's "
+                "ARN ending in ':*'; the handler lists just the streams of the stack's jobs.",
+            )
+            acknowledge(
+                role,
+                log_group_finding(f"{group}:log-stream:{RESOURCE_NAME_PREFIX}*"),
+                "DeleteLogStream only: SageMaker names a job's streams <job name>/<host>-<n> at "
+                "run time; the pattern is the streams of secml- jobs.",
             )
         acknowledge(
             role,
-            SAGEMAKER_LOG_GROUPS_FINDING,
-            "SageMaker names job and endpoint log streams and groups per job and endpoint; "
-            "the pattern is SageMaker's own log namespace.",
+            ENDPOINT_LOG_GROUPS_FINDING,
+            "DeleteLogGroup only: SageMaker names an endpoint's log group after the endpoint, "
+            "which the notebook names at run time; the pattern is the secml- endpoints' groups.",
         )
         for bucket in buckets:
             acknowledge(

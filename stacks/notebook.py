@@ -49,12 +49,6 @@ IPINSIGHTS_IMAGE_CONFIG = (
 )
 
 
-# SageMaker's own log namespace (jobs, endpoints, notebook instances name their groups there),
-# and cdk-nag's finding id for a policy on it
-SAGEMAKER_LOG_GROUPS_FINDING = (
-    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:"
-    "<AWS::AccountId>:log-group:/aws/sagemaker/*]"
-)
 # The log groups of the endpoints the notebook creates (one per endpoint, named after it),
 # with their streams; the finding id of a policy on them.
 ENDPOINT_LOG_GROUPS_FINDING = (
@@ -74,11 +68,6 @@ def _log_group_arn(stack: cdk.Stack, name: str) -> str:
         resource_name=name,
         arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
     )
-
-
-def sagemaker_log_groups(stack: cdk.Stack) -> str:
-    """The ARN pattern of every SageMaker log group in the stack's account and region."""
-    return _log_group_arn(stack, "/aws/sagemaker/*")
 
 
 def sagemaker_endpoint_log_groups(stack: cdk.Stack) -> str:

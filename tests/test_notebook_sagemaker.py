@@ -14,6 +14,7 @@ import boto3
 import numpy as np
 import pandas as pd
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sagemakerruntime.models import sagemakerruntime_backends
@@ -261,6 +262,104 @@ def test_cleanup_is_idempotent_and_tolerates_resources_already_gone(wh, aws):
     ipinsights.created.extend(gone[-1:])  # as if the endpoint were still recorded
     assert [outcome for _, _, outcome in ipinsights.cleanup()] == ["already gone"]
     assert ipinsights.cleanup() == []
+
+
+# The name parameter of each Delete* the notebook makes.
+DELETES = {
+    "DeleteEndpoint": "EndpointName",
+    "DeleteEndpointConfig": "EndpointConfigName",
+    "DeleteModel": "ModelName",
+}
+
+
+def _access_denied(operation: str) -> tuple:
+    message = (
+        f"User: arn:aws:sts::123456789012:assumed-role/notebook/SageMaker is not authorized to "
+        f"perform: sagemaker:{operation} because no identity-based policy allows it"
+    )
+    error = {"Code": "AccessDeniedException", "Message": message}
+    return type("R", (), {"status_code": 400})(), {"Error": error, "ResponseMetadata": {}}
+
+
+def deletes_need_the_stack_tag(session, *, refuse_all: bool = False, race: bool = False):
+    """Answer the notebook's Delete* calls as AWS does under its role (stacks/notebook.py):
+    allowed only when the resource carries the stack tag, so a resource that is gone (no tag
+    to read) gets AccessDenied instead of moto's "Could not find". With race=True the resource
+    is deleted just before the call is refused (a delete that went through, then was retried);
+    with refuse_all=True every delete is refused (a resource without the tag)."""
+    plain = boto3.client("sagemaker", region_name=REGION)  # no hooks: moto as it is
+    refused: list[str] = []
+
+    def answer(model, params, **_):
+        name = json.loads(params["body"])[DELETES[model.name]]
+        if race:
+            getattr(plain, _snake(model.name))(**{DELETES[model.name]: name})
+        describe = getattr(plain, _snake(model.name).replace("delete_", "describe_"))
+        try:
+            describe(**{DELETES[model.name]: name})
+        except ClientError:
+            refused.append(f"{model.name} {name}")
+            return _access_denied(model.name)
+        if refuse_all:
+            refused.append(f"{model.name} {name}")
+            return _access_denied(model.name)
+        return None
+
+    for operation in DELETES:
+        session.events.register(f"before-call.sagemaker.{operation}", answer)
+    return refused
+
+
+def _snake(operation: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in operation).lstrip("_")
+
+
+def test_deleting_what_is_already_gone_is_quiet_under_tag_conditioned_deletes(wh, aws, capsys):
+    """Endpoint deleted behind the notebook's back (facilitator, console), then the with
+    block's cleanup, then the kernel-exit hook over everything again: "already gone", no error.
+    """
+    session, _ = aws
+    refused = deletes_need_the_stack_tag(session)
+    sm = session.client("sagemaker")
+    ipinsights = trained(wh, aws)
+    with ipinsights.deployed():
+        gone = list(ipinsights.created)
+        sm.delete_endpoint(EndpointName=ipinsights.endpoint.endpoint_name)
+    assert nothing_billing(sm)
+    for resource in gone:  # as if all three were still recorded when the kernel exits
+        ipinsights._remember(resource)
+    wh._cleanup_at_exit()
+    out = capsys.readouterr().out
+    assert "FAILED" not in out and "AccessDenied" not in out
+    assert out.count("already gone") == 4  # the endpoint once, then all three again
+    assert refused == []  # never asked to delete what Describe said was gone
+    assert ipinsights.created == [] and ipinsights not in wh._LIVE
+
+
+def test_a_delete_refused_because_the_resource_just_went_is_already_gone(wh, aws, capsys):
+    session, _ = aws
+    refused = deletes_need_the_stack_tag(session, race=True)
+    ipinsights = trained(wh, aws)
+    with ipinsights.deployed():
+        pass
+    assert len(refused) == 3
+    assert [o for _, _, o in ipinsights.cleanup()] == []
+    out = capsys.readouterr().out
+    assert "FAILED" not in out
+    assert out.count("already gone") == 3
+    assert nothing_billing(session.client("sagemaker"))
+
+
+def test_a_delete_refused_while_the_resource_exists_is_still_reported(wh, aws, capsys):
+    session, _ = aws
+    refused = deletes_need_the_stack_tag(session, refuse_all=True)
+    ipinsights = trained(wh, aws)
+    with ipinsights.deployed():
+        pass
+    out = capsys.readouterr().out
+    assert len(refused) == 3
+    assert out.count("FAILED") == 3 and "AccessDenied" in out
+    assert len(session.client("sagemaker").list_models()["Models"]) == 1
 
 
 def test_a_wrong_prediction_count_is_an_error_not_a_silent_misalignment(wh, aws):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.stack_support import as_list, logical_id, resources, statements_of_role, workshop
@@ -183,19 +185,155 @@ def test_in_the_fleet_template_too_bucket_writers_come_after_the_cleanup():
     assert _assert_bucket_writers_come_after_the_cleanup(template, buckets) >= 2
 
 
-def test_cleanup_role_allows_every_sagemaker_call_the_handler_makes(synthesized):
-    """No AWS account here: a missing grant would first show as AccessDenied on a real destroy."""
-    import re
+# What the role's ARN patterns are rendered with: any account, region and partition will do.
+PSEUDO = {"AWS::Partition": "aws", "AWS::Region": "eu-west-1", "AWS::AccountId": "123456789012"}
 
+
+def _rendered(value) -> str:
+    """A statement's resource as a string: pseudo parameters filled in, anything else marked."""
+    if isinstance(value, str):
+        return value
+    if "Ref" in value:
+        return PSEUDO.get(value["Ref"], "<unresolved>")
+    if "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
+        return re.sub(
+            r"\$\{([^}]+)\}", lambda m: PSEUDO.get(m[1], "<unresolved>"), value["Fn::Sub"]
+        )
+    if "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(_rendered(part) for part in parts)
+    return "<unresolved>"
+
+
+def _matches(pattern: str, value: str) -> bool:
+    """IAM's wildcards: * is any run of characters (":" and "/" included), ? is one."""
+    regex = re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".")
+    return re.fullmatch(regex, value) is not None
+
+
+def _allows(statements: list[dict], action: str, arn: str, tags: dict[str, str]) -> bool:
+    """Whether an Allow statement covers the call; conditions other than resource tags fail."""
+    for statement in statements:
+        if statement["Effect"] != "Allow":
+            continue
+        if not any(_matches(a, action) for a in as_list(statement["Action"])):
+            continue
+        if not any(_matches(_rendered(r), arn) for r in as_list(statement["Resource"])):
+            continue
+        conditions = statement.get("Condition", {})
+        if set(conditions) - {"StringEquals"}:
+            continue
+        wanted = conditions.get("StringEquals", {})
+        if all(
+            key.startswith("aws:ResourceTag/") and tags.get(key.split("/", 1)[1]) == value
+            for key, value in wanted.items()
+        ):
+            return True
+    return False
+
+
+def _handler_calls(pattern: str) -> set[str]:
     from tests.handler_support import LAMBDA_SRC
 
-    source = (LAMBDA_SRC / "cleanup" / "index.py").read_text()
-    calls = set(re.findall(r"\bsm\.([a-z_]+)\(", source))
-    calls |= set(re.findall(r'(?:candidates\(|_pages\(self\.sagemaker,)\s*"([a-z_]+)"', source))
-    wanted = {"sagemaker:" + "".join(p.title() for p in call.split("_")) for call in calls}
-    assert {"sagemaker:DescribeEndpoint", "sagemaker:ListTrainingJobs"} <= wanted
+    return set(re.findall(pattern, (LAMBDA_SRC / "cleanup" / "index.py").read_text()))
 
+
+def _action(service: str, call: str) -> str:
+    return f"{service}:" + "".join(part.title() for part in call.split("_"))
+
+
+@pytest.fixture(scope="module")
+def cleanup_statements(synthesized) -> list[dict]:
     stack, template = synthesized
-    role_id = logical_id(stack, stack.cleanup.handler.role)
-    granted = {a for s in statements_of_role(template, role_id) for a in as_list(s["Action"])}
+    return statements_of_role(template, logical_id(stack, stack.cleanup.handler.role))
+
+
+def _sagemaker_actions() -> set[str]:
+    calls = _handler_calls(r"\bsm\.([a-z_]+)\(")
+    calls |= _handler_calls(r'(?:candidates\(|_pages\(self\.sagemaker,)\s*"([a-z_]+)"')
+    return {_action("sagemaker", call) for call in calls}
+
+
+def _logs_actions() -> set[str]:
+    calls = _handler_calls(r"\blogs\.([a-z_]+)\(") - {"get_paginator"}
+    calls |= _handler_calls(r'\blogs\.get_paginator\("([a-z_]+)"\)')
+    return {_action("logs", call) for call in calls}
+
+
+def test_cleanup_role_allows_every_sagemaker_and_logs_call_the_handler_makes(
+    cleanup_statements,
+):
+    """No AWS account here: a missing grant would first show as AccessDenied on a real destroy."""
+    wanted = _sagemaker_actions() | _logs_actions()
+    assert {"sagemaker:DescribeEndpoint", "sagemaker:ListTrainingJobs"} <= wanted
+    assert {"logs:DescribeLogStreams", "logs:DeleteLogStream", "logs:DeleteLogGroup"} <= wanted
+    granted = {a for s in cleanup_statements for a in as_list(s["Action"])}
     assert wanted - granted == set()
+
+
+def _kind(action: str) -> str | None:
+    """sagemaker:StopHyperParameterTuningJob -> hyper-parameter-tuning-job (None: a List call)."""
+    name = action.split(":", 1)[1]
+    for verb in ("Describe", "Stop", "Delete"):
+        if name.startswith(verb):
+            return re.sub(r"(?<!^)(?=[A-Z])", "-", name.removeprefix(verb)).lower()
+    return None
+
+
+def test_cleanup_role_stops_describes_and_deletes_only_secml_named_sagemaker_resources(
+    synthesized, cleanup_statements
+):
+    """The handler acts on secml-* names only; the role now says so too (issue 12)."""
+    from stacks.notebook import RESOURCE_NAME_PREFIX
+
+    stack, _ = synthesized
+    tags = {"secml:stack": stack.stack_name}
+    arn = "arn:aws:sagemaker:eu-west-1:123456789012:{}/{}"
+    checked = 0
+    for action in sorted(_sagemaker_actions()):
+        kinds = [_kind(action)] if _kind(action) else []
+        if action == "sagemaker:ListTags":
+            kinds = ["training-job", "model", "endpoint-config", "endpoint", "transform-job"]
+        for kind in kinds:
+            ours = arn.format(kind, f"{RESOURCE_NAME_PREFIX}ipinsights-20261205-101500-ab12")
+            assert _allows(cleanup_statements, action, ours, tags), (action, ours)
+            for other in ("other-team-model", "ipinsights-secml-1"):
+                theirs = arn.format(kind, other)
+                assert not _allows(cleanup_statements, action, theirs, tags), (action, theirs)
+            checked += 1
+    assert checked >= 15
+
+
+def test_cleanup_role_deletes_only_the_logs_of_secml_jobs_and_endpoints(cleanup_statements):
+    """Stream deletes in the shared job groups by secml- prefix; whole groups only for
+    secml- endpoints (each endpoint has a group of its own)."""
+    from tests.handler_support import load_handler
+
+    handler = load_handler("cleanup")
+    job_groups = (handler.TRAINING_LOGS, handler.TRANSFORM_LOGS)
+    group = "arn:aws:logs:eu-west-1:123456789012:log-group:{}"
+    stream = group + ":log-stream:{}"
+    job = "secml-ipinsights-20261205-101500-ab12"
+    allowed = [
+        *[("logs:DescribeLogStreams", group.format(g) + ":*") for g in job_groups],
+        *[
+            ("logs:DeleteLogStream", stream.format(g, f"{job}/algo-1-1764930000"))
+            for g in job_groups
+        ],
+        ("logs:DeleteLogGroup", group.format(f"{handler.ENDPOINT_LOGS}{job}")),
+        ("logs:DeleteLogGroup", group.format(f"{handler.ENDPOINT_LOGS}{job}") + ":*"),
+    ]
+    refused = [
+        ("logs:DescribeLogStreams", group.format("/aws/sagemaker/NotebookInstances")),
+        ("logs:DeleteLogStream", stream.format(handler.TRAINING_LOGS, "other-job/algo-1-1")),
+        ("logs:DeleteLogStream", stream.format("/aws/sagemaker/NotebookInstances", job)),
+        ("logs:DeleteLogStream", stream.format(f"{handler.ENDPOINT_LOGS}other", job)),
+        ("logs:DeleteLogGroup", group.format(handler.TRAINING_LOGS)),
+        ("logs:DeleteLogGroup", group.format(handler.TRANSFORM_LOGS)),
+        ("logs:DeleteLogGroup", group.format(f"{handler.ENDPOINT_LOGS}other-endpoint")),
+        ("logs:DeleteLogGroup", group.format("/aws/sagemaker/NotebookInstances")),
+    ]
+    for action, arn in allowed:
+        assert _allows(cleanup_statements, action, arn, {}), (action, arn)
+    for action, arn in refused:
+        assert not _allows(cleanup_statements, action, arn, {}), (action, arn)
