@@ -48,7 +48,7 @@ GUIDE_STEPS: list[tuple[str, set[str]]] = [
     # The Test result shows the last 4 KB of the log; the whole of it (every finding) is in the
     # function's log group, which the result links to.
     (
-        "The log output shows each finding in full",
+        "choose the **CloudWatch logs** link in the execution result",
         {
             "logs:DescribeLogGroups",
             "logs:DescribeLogStreams",
