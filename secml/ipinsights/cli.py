@@ -1,6 +1,7 @@
 """`python -m secml train` and `python -m secml score`: the local IP Insights engine.
 
-torch is imported inside ``run_*`` so ``python -m secml --help`` stays fast.
+torch is imported inside ``run_train`` so ``python -m secml --help`` stays fast; ``score``
+does not import it at all (``scorer.py``).
 """
 
 from __future__ import annotations
@@ -52,7 +53,12 @@ def register(subparsers) -> None:
         action="store_true",
         help="skip invalid rows (no output line for them) and report the count on stderr",
     )
-    score.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
+    score.add_argument(
+        "--device",
+        choices=("cpu", "cuda", "auto"),
+        default="cpu",
+        help="cpu and auto score with numpy (no torch import); cuda uses torch on a GPU",
+    )
     score.add_argument("file", nargs="?", metavar="FILE", help="entity,ip CSV (default: stdin)")
     score.set_defaults(func=run_score)
 
@@ -141,10 +147,11 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_score(args: argparse.Namespace) -> int:
-    from secml.ipinsights.model import IPInsights
+    from secml.ipinsights.scorer import load_for_scoring
     from secml.ipinsights.scoring import open_csv, score_csv
 
-    model = IPInsights.load(args.model_dir, device=args.device)
+    # numpy only (no torch import) unless --device cuda or a model saved before weights.npz
+    model = load_for_scoring(args.model_dir, device=args.device)
     from_stdin = not args.file or args.file == "-"
     source = sys.stdin.buffer if from_stdin else open_csv(args.file)
     name = "stdin" if from_stdin else str(args.file)
