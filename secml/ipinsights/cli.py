@@ -66,9 +66,21 @@ def register(subparsers) -> None:
 def _setup_logging() -> None:
     import logging
 
+    class CurrentStderr(logging.StreamHandler):
+        """Writes to sys.stderr as it is now, not as it was at setup: a closed capture (one
+        test's, a notebook cell's) must not break the log of the next command in-process."""
+
+        @property
+        def stream(self):
+            return sys.stderr
+
+        @stream.setter
+        def stream(self, value) -> None:
+            pass
+
     logger = logging.getLogger("secml.ipinsights")
     if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = CurrentStderr()
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
