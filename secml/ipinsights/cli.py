@@ -159,6 +159,13 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_score(args: argparse.Namespace) -> int:
+    import os
+
+    if "numpy" not in sys.modules:
+        # numpy's matrix products here are small (distinct entities x vector_dim^2 per block):
+        # OpenBLAS's worker threads only spin between them, 0.9 s of CPU of a 3.1 s 2M-row run
+        # on a shared 2-core machine (docs/ipinsights-engine.md). Read once, at numpy's import.
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from secml.ipinsights.scorer import load_for_scoring
     from secml.ipinsights.scoring import open_csv, score_csv
 
