@@ -76,6 +76,9 @@ def test_numpy_scores_equal_the_torch_engine(saved):
     few = _numpy_scores(scorer, ENTITIES[:1500], IPS[:1500])
     many = _numpy_scores(scorer, ENTITIES[1500:], IPS[1500:])
     np.testing.assert_allclose(np.r_[few, many], want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(scorer.score(ENTITIES, IPS), want, rtol=1e-5, atol=1e-5)
+    with pytest.raises(SecmlError, match=r"row 2: '1\.2\.3' is not an IPv4"):
+        scorer.score(["a", "b"], ["1.1.1.1", "1.2.3"])
 
 
 def test_verbose_embeddings_equal_the_torch_engine(saved):

@@ -19,8 +19,6 @@ from secml.ipinsights.addresses import (
     IPV4_PREFIXES,
     IPV6_PREFIXES,
     Addresses,
-    parse_distinct_addresses,
-    quote_value,
 )
 from secml.ipinsights.data import Pairs, entity_hashes, load_pairs
 from secml.ipinsights.encoder import ENCODERS, AddressIndexer
@@ -38,10 +36,11 @@ from secml.ipinsights.scorer import (
     read_encoder,
     read_model_header,
     read_weights,
+    score_texts,
     uses_table,
     weight_shapes,
 )
-from secml.ipinsights.scoring import as_objects, distinct_entity_hashes, factorize_texts
+from secml.ipinsights.scoring import distinct_entity_hashes, factorize_texts
 from secml.ipinsights.trainer import (
     DEFAULT_ENTITY_SMOOTHING,
     DEFAULT_PREFIX_DROPOUT,
@@ -54,8 +53,6 @@ from secml.ipinsights.trainer import (
 from secml.outputs import atomic_directory
 
 log = logging.getLogger("secml.ipinsights")
-
-SCORE_ROWS = 1 << 20  # rows of input per factorization in score()
 
 
 def _prefix_setting(
@@ -439,23 +436,7 @@ class IPInsights:
         invalid addresses raise SecmlError naming the first one.
         """
         self._require_trained()
-        entities, ips = as_objects(entities), as_objects(ips)
-        if len(entities) != len(ips):
-            raise SecmlError(f"{len(entities)} entities but {len(ips)} addresses")
-        out = np.empty(len(entities), dtype=np.float64)
-        for start in range(0, len(entities), SCORE_ROWS):
-            stop = start + SCORE_ROWS
-            ent_codes, ent_uniq = factorize_texts(entities[start:stop])
-            ip_codes, ip_uniq = factorize_texts(ips[start:stop])
-            addresses, ok = parse_distinct_addresses(ip_uniq)
-            if not ok.all():
-                bad = int(np.flatnonzero(~ok[ip_codes])[0])
-                raise SecmlError(
-                    f"row {start + bad + 1}: {quote_value(ip_uniq[ip_codes[bad]])} is not an "
-                    "IPv4 or IPv6 address"
-                )
-            out[start:stop] = self.score_distinct(ent_uniq, ent_codes, addresses, ip_codes)
-        return out
+        return score_texts(self.score_distinct, entities, ips)
 
     def predict(self, pairs: Any, verbose: bool = False, *, skip_invalid: bool = False) -> dict:
         """The built-in's application/json response: {"predictions": [{"dot_product": x}, ...]}.

@@ -23,15 +23,21 @@ from typing import Any
 import numpy as np
 
 from secml.errors import SecmlError
-from secml.ipinsights.addresses import NUM_LEVELS, Addresses
+from secml.ipinsights.addresses import (
+    NUM_LEVELS,
+    Addresses,
+    parse_distinct_addresses,
+    quote_value,
+)
 from secml.ipinsights.encoder import ENCODERS, AddressIndexer
 from secml.ipinsights.hyperparameters import validate_hyperparameters
-from secml.ipinsights.scoring import distinct_entity_hashes, factorize_texts
+from secml.ipinsights.scoring import as_objects, distinct_entity_hashes, factorize_texts
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "weights.npz"
 LEGACY_WEIGHTS_FILE = "model.pt"  # torch.save of the state dict, before WEIGHTS_FILE
 ENTITY_ROWS = ("table", "hash")
+SCORE_ROWS = 1 << 20  # rows of input per factorization in score_texts()
 SCORE_CHUNK = 8192  # rows of embeddings at a time (4 MiB at vector_dim 128: cache-sized)
 
 
@@ -144,6 +150,29 @@ def entity_table_rows(
 
 
 # ------------------------------------------------------------------------------ the scorer
+
+
+def score_texts(score_distinct, entities, ips) -> np.ndarray:
+    """Dot products for aligned sequences of entities and address strings, ``SCORE_ROWS`` rows
+    at a time through ``score_distinct`` (``IPInsights``' or ``Scorer``'s); invalid addresses
+    raise SecmlError naming the first one."""
+    entities, ips = as_objects(entities), as_objects(ips)
+    if len(entities) != len(ips):
+        raise SecmlError(f"{len(entities)} entities but {len(ips)} addresses")
+    out = np.empty(len(entities), dtype=np.float64)
+    for start in range(0, len(entities), SCORE_ROWS):
+        stop = start + SCORE_ROWS
+        ent_codes, ent_uniq = factorize_texts(entities[start:stop])
+        ip_codes, ip_uniq = factorize_texts(ips[start:stop])
+        addresses, ok = parse_distinct_addresses(ip_uniq)
+        if not ok.all():
+            bad = int(np.flatnonzero(~ok[ip_codes])[0])
+            raise SecmlError(
+                f"row {start + bad + 1}: {quote_value(ip_uniq[ip_codes[bad]])} is not an "
+                "IPv4 or IPv6 address"
+            )
+        out[start:stop] = score_distinct(ent_uniq, ent_codes, addresses, ip_codes)
+    return out
 
 
 class Scorer:
@@ -283,6 +312,10 @@ class Scorer:
                 part += c[pe]
             out[i : i + SCORE_CHUNK] = part
         return out.astype(np.float64)[pair_codes]
+
+    def score(self, entities, ips) -> np.ndarray:
+        """``IPInsights.score`` without torch: dot products of aligned entities and addresses."""
+        return score_texts(self.score_distinct, entities, ips)
 
     def predict_pairs(self, pairs: Any, verbose: bool = False) -> dict:
         """The built-in's JSON response for checked pairs (``data.Pairs``), as
