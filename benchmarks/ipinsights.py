@@ -334,6 +334,10 @@ start = time.perf_counter()
 model.score(entities, ips)
 print(len(entities) / (time.perf_counter() - start))
 """
+# the same with the numpy scorer `secml score` uses (trees that have it)
+IN_PROCESS_NUMPY = IN_PROCESS.replace(
+    "from secml.ipinsights.model import IPInsights", "from secml.ipinsights.scorer import Scorer"
+).replace("IPInsights.load(", "Scorer.load(")
 
 
 def scoring(quick: bool, baseline: str | None) -> None:
@@ -382,13 +386,22 @@ def scoring(quick: bool, baseline: str | None) -> None:
                     text=True,
                 ).stdout
                 results[tree].setdefault("in-process pairs/s", []).append(float(rate))
+                if Path(root, "secml/ipinsights/scorer.py").exists():
+                    rate = subprocess.run(
+                        [python, "-c", IN_PROCESS_NUMPY, root, model_dir, score_csv],
+                        check=True,
+                        capture_output=True,
+                        text=True,
+                    ).stdout
+                    results[tree].setdefault("in-process numpy pairs/s", []).append(float(rate))
     print(f"{'tree':12s} {'measure':20s} {'best':>11s} {'worst':>11s}")
     for tree, measures in results.items():
         for name, values in measures.items():
             print(f"{tree:12s} {name:20s} {max(values):11,.0f} {min(values):11,.0f}")
     print(f"(train: 250,000 pairs, {hp}, random 5, shuffled 1, batch 1000, wall clock of the")
     print(f" command; score: {rows:,} rows, CSV in, JSON lines out, wall clock of the command;")
-    print(" in-process: IPInsights.score(list, list) on the same rows, model loaded)")
+    print(" in-process: IPInsights.score(list, list) on the same rows, model loaded; numpy:")
+    print(" scorer.Scorer.score, the forward pass `secml score` runs without torch)")
 
 
 # ---------------------------------------------------------------------------- bad input

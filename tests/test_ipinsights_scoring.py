@@ -69,7 +69,7 @@ def test_repeated_pairs_and_shared_addresses_score_alike(model, monkeypatch):
     expected = forward_scores(model, entities, ips)
     np.testing.assert_allclose(model.score(entities, ips), expected, rtol=1e-5, atol=1e-5)
     # both ways of encoding addresses: once per address, and once per pair
-    monkeypatch.setattr("secml.ipinsights.model.SCORE_ROWS", 7)
+    monkeypatch.setattr("secml.ipinsights.scorer.SCORE_ROWS", 7)
     np.testing.assert_allclose(model.score(entities, ips), expected, rtol=1e-5, atol=1e-5)
 
 

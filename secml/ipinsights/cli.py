@@ -1,6 +1,7 @@
 """`python -m secml train` and `python -m secml score`: the local IP Insights engine.
 
-torch is imported inside ``run_*`` so ``python -m secml --help`` stays fast.
+torch is imported inside ``run_train`` so ``python -m secml --help`` stays fast; ``score``
+does not import it at all (``scorer.py``).
 """
 
 from __future__ import annotations
@@ -52,7 +53,12 @@ def register(subparsers) -> None:
         action="store_true",
         help="skip invalid rows (no output line for them) and report the count on stderr",
     )
-    score.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
+    score.add_argument(
+        "--device",
+        choices=("cpu", "cuda", "auto"),
+        default="cpu",
+        help="cpu and auto score with numpy (no torch import); cuda uses torch on a GPU",
+    )
     score.add_argument("file", nargs="?", metavar="FILE", help="entity,ip CSV (default: stdin)")
     score.set_defaults(func=run_score)
 
@@ -60,9 +66,21 @@ def register(subparsers) -> None:
 def _setup_logging() -> None:
     import logging
 
+    class CurrentStderr(logging.StreamHandler):
+        """Writes to sys.stderr as it is now, not as it was at setup: a closed capture (one
+        test's, a notebook cell's) must not break the log of the next command in-process."""
+
+        @property
+        def stream(self):
+            return sys.stderr
+
+        @stream.setter
+        def stream(self, value) -> None:
+            pass
+
     logger = logging.getLogger("secml.ipinsights")
     if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = CurrentStderr()
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
@@ -141,10 +159,18 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_score(args: argparse.Namespace) -> int:
-    from secml.ipinsights.model import IPInsights
+    import os
+
+    if "numpy" not in sys.modules:
+        # numpy's matrix products here are small (distinct entities x vector_dim^2 per block):
+        # OpenBLAS's worker threads only spin between them, 0.9 s of CPU of a 3.1 s 2M-row run
+        # on a shared 2-core machine (docs/ipinsights-engine.md). Read once, at numpy's import.
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from secml.ipinsights.scorer import load_for_scoring
     from secml.ipinsights.scoring import open_csv, score_csv
 
-    model = IPInsights.load(args.model_dir, device=args.device)
+    # numpy only (no torch import) unless --device cuda or a model saved before weights.npz
+    model = load_for_scoring(args.model_dir, device=args.device)
     from_stdin = not args.file or args.file == "-"
     source = sys.stdin.buffer if from_stdin else open_csv(args.file)
     name = "stdin" if from_stdin else str(args.file)

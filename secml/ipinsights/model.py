@@ -6,7 +6,6 @@ import json
 import logging
 import math
 import sys
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,17 +18,29 @@ from secml.errors import SecmlError
 from secml.ipinsights.addresses import (
     IPV4_PREFIXES,
     IPV6_PREFIXES,
-    NUM_LEVELS,
     Addresses,
-    parse_distinct_addresses,
-    quote_value,
 )
 from secml.ipinsights.data import Pairs, entity_hashes, load_pairs
 from secml.ipinsights.encoder import ENCODERS, AddressIndexer
 from secml.ipinsights.hyperparameters import validate_hyperparameters
 from secml.ipinsights.metrics import roc_auc
 from secml.ipinsights.network import IPInsightsNet
-from secml.ipinsights.scoring import as_objects, distinct_entity_hashes, factorize_texts
+from secml.ipinsights.scorer import (
+    ENTITY_ROWS,
+    FORMAT_VERSION,
+    LEGACY_WEIGHTS_FILE,
+    SCORE_CHUNK,
+    WEIGHTS_FILE,
+    entity_table_rows,
+    known_mask,
+    read_encoder,
+    read_model_header,
+    read_weights,
+    score_texts,
+    uses_table,
+    weight_shapes,
+)
+from secml.ipinsights.scoring import distinct_entity_hashes, factorize_texts
 from secml.ipinsights.trainer import (
     DEFAULT_ENTITY_SMOOTHING,
     DEFAULT_PREFIX_DROPOUT,
@@ -42,11 +53,6 @@ from secml.ipinsights.trainer import (
 from secml.outputs import atomic_directory
 
 log = logging.getLogger("secml.ipinsights")
-
-FORMAT_VERSION = 1
-SCORE_CHUNK = 8192  # rows of embeddings at a time (4 MiB at vector_dim 128: cache-sized)
-SCORE_ROWS = 1 << 20  # rows of input per factorization in score()
-ENTITY_ROWS = ("table", "hash")
 
 
 def _prefix_setting(
@@ -170,16 +176,16 @@ class IPInsights:
 
     # ----------------------------------------------------------------------------- training
     def _uses_table(self) -> bool:
-        n = len(self.known_hashes)
-        return self.entity_rows == "table" and 0 < n <= self.hyperparameters["num_entity_vectors"]
+        return uses_table(
+            self.entity_rows, self.known_hashes, self.hyperparameters["num_entity_vectors"]
+        )
 
     def _entity_rows(self, hashes: np.ndarray) -> np.ndarray:
         """Entity table rows (``known_hashes`` must be set). With the ``table`` assignment an
         entity outside training gets some row; scoring replaces it by the population vector."""
-        if self._uses_table():
-            pos = np.searchsorted(self.known_hashes, hashes)
-            return np.minimum(pos, len(self.known_hashes) - 1).astype(np.int64)
-        return (hashes % np.uint64(self.hyperparameters["num_entity_vectors"])).astype(np.int64)
+        return entity_table_rows(
+            self.entity_rows, self.known_hashes, self.hyperparameters["num_entity_vectors"], hashes
+        )
 
     def _prepare(self, pairs: Pairs) -> tuple[Trainer, TrainData]:
         """Fresh network, address vocabulary and trainer for these training pairs."""
@@ -327,10 +333,7 @@ class IPInsights:
         return self._known(distinct_entity_hashes(uniques))[codes]
 
     def _known(self, hashes: np.ndarray) -> np.ndarray:
-        if len(self.known_hashes) == 0:
-            return np.zeros(len(hashes), dtype=bool)
-        pos = np.searchsorted(self.known_hashes, hashes)
-        return self.known_hashes[np.minimum(pos, len(self.known_hashes) - 1)] == hashes
+        return known_mask(self.known_hashes, hashes)
 
     def _embed(self, entities: np.ndarray, addresses, *, need_embeddings: bool):
         """Scores, known flags and, with ``need_embeddings``, both embeddings of every row
@@ -433,23 +436,7 @@ class IPInsights:
         invalid addresses raise SecmlError naming the first one.
         """
         self._require_trained()
-        entities, ips = as_objects(entities), as_objects(ips)
-        if len(entities) != len(ips):
-            raise SecmlError(f"{len(entities)} entities but {len(ips)} addresses")
-        out = np.empty(len(entities), dtype=np.float64)
-        for start in range(0, len(entities), SCORE_ROWS):
-            stop = start + SCORE_ROWS
-            ent_codes, ent_uniq = factorize_texts(entities[start:stop])
-            ip_codes, ip_uniq = factorize_texts(ips[start:stop])
-            addresses, ok = parse_distinct_addresses(ip_uniq)
-            if not ok.all():
-                bad = int(np.flatnonzero(~ok[ip_codes])[0])
-                raise SecmlError(
-                    f"row {start + bad + 1}: {quote_value(ip_uniq[ip_codes[bad]])} is not an "
-                    "IPv4 or IPv6 address"
-                )
-            out[start:stop] = self.score_distinct(ent_uniq, ent_codes, addresses, ip_codes)
-        return out
+        return score_texts(self.score_distinct, entities, ips)
 
     def predict(self, pairs: Any, verbose: bool = False, *, skip_invalid: bool = False) -> dict:
         """The built-in's application/json response: {"predictions": [{"dot_product": x}, ...]}.
@@ -481,7 +468,9 @@ class IPInsights:
 
     # -------------------------------------------------------------------------- persistence
     def save(self, directory) -> Path:
-        """weights (model.pt), hyperparameters.json, engine.json, address vocabulary.
+        """weights.npz (the state dict as numpy arrays: `secml score` reads it without torch,
+        see ``scorer.py``), hyperparameters.json, engine.json, encoder.npz (entity hashes and
+        address vocabulary), history.json.
 
         The files are written into a temporary sibling folder that then replaces ``directory``
         whole (``secml.outputs.atomic_directory``): an interrupted retrain leaves the previous
@@ -491,7 +480,7 @@ class IPInsights:
         self._require_trained()
         path = Path(directory)
         check_model_dir(path)
-        state = {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
+        state = {k: v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
         engine = {
             "format": FORMAT_VERSION,
             "secml_version": __version__,
@@ -503,7 +492,7 @@ class IPInsights:
             "seed": self.seed,
         }
         with atomic_directory(path) as staging:
-            torch.save(state, staging / "model.pt")
+            np.savez(staging / WEIGHTS_FILE, **state)
             np.savez(staging / "encoder.npz", known_hashes=self.known_hashes, **self.indexer.arrays)
             (staging / "hyperparameters.json").write_text(
                 json.dumps(self.hyperparameters, indent=2)
@@ -517,16 +506,7 @@ class IPInsights:
     def load(cls, directory, device: str = "cpu") -> IPInsights:
         """A saved model; a missing, partial or corrupt one is one clear line naming the file."""
         path = Path(directory)
-        if not path.is_dir():
-            what = "no such folder" if not path.exists() else "not a folder"
-            raise SecmlError(f"{path}: {what}, not a trained model directory (train --model-dir)")
-        engine = _read_json_object(path / "engine.json")
-        hyperparameters = _read_json_object(path / "hyperparameters.json")
-        if engine.get("format") != FORMAT_VERSION:
-            raise SecmlError(
-                f"{path / 'engine.json'}: model format {engine.get('format')!r} is not supported "
-                f"(expected {FORMAT_VERSION})"
-            )
+        engine, hyperparameters = read_model_header(path)
         try:
             model = cls(
                 seed=engine.get("seed"),
@@ -540,14 +520,7 @@ class IPInsights:
             )
         except (SecmlError, TypeError, ValueError) as exc:
             raise SecmlError(f"{path}: engine.json / hyperparameters.json: {exc}") from None
-        arrays = _read_npz(path / "encoder.npz")
-        try:
-            model.known_hashes = arrays.pop("known_hashes")
-            if engine["ip_encoder"] == "prefix":
-                arrays = {f"vocab_{i}": arrays[f"vocab_{i}"] for i in range(NUM_LEVELS)}
-            model.indexer = AddressIndexer(engine["ip_encoder"], arrays)
-        except (KeyError, ValueError, TypeError) as exc:
-            raise SecmlError(f"{path / 'encoder.npz'}: missing or wrong array ({exc})") from None
+        model.known_hashes, model.indexer = read_encoder(path, engine["ip_encoder"])
         hp = model.hyperparameters
         net = IPInsightsNet(
             hp["num_entity_vectors"],
@@ -556,18 +529,12 @@ class IPInsights:
             hp["num_ip_encoder_layers"],
             model.indexer.padding_row,
         )
-        weights = path / "model.pt"
-        try:
-            state = torch.load(weights, map_location="cpu", weights_only=True)
-            net.load_state_dict(state)
-        except FileNotFoundError:
-            raise SecmlError(f"{weights}: missing (a partial model directory?)") from None
-        except (RuntimeError, ValueError, OSError, EOFError, KeyError, AttributeError) as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-            raise SecmlError(
-                f"{weights}: not the weights of this model (truncated, corrupt or from another "
-                f"model: {first})"
-            ) from None
+        weights = path / WEIGHTS_FILE
+        if weights.exists() or not (path / LEGACY_WEIGHTS_FILE).exists():
+            arrays = read_weights(weights, weight_shapes(hp, model.indexer.num_rows))
+            net.load_state_dict({name: torch.from_numpy(a) for name, a in arrays.items()})
+        else:  # saved before weights.npz
+            _load_legacy_weights(net, path / LEGACY_WEIGHTS_FILE)
         model.net = net.to(model.device).eval()
         history = path / "history.json"
         try:
@@ -597,25 +564,13 @@ def check_model_dir(path: Path) -> None:
         )
 
 
-def _read_json_object(file: Path) -> dict:
+def _load_legacy_weights(net: IPInsightsNet, weights: Path) -> None:
+    """model.pt (torch.save of the state dict), as models were saved before weights.npz."""
     try:
-        value = json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+        net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    except (RuntimeError, ValueError, OSError, EOFError, KeyError, AttributeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise SecmlError(
-            f"{file}: missing: not a trained model directory, or a partial one"
+            f"{weights}: not the weights of this model (truncated, corrupt or from another "
+            f"model: {first})"
         ) from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise SecmlError(f"{file}: not valid JSON ({str(exc)[:120]})") from None
-    if not isinstance(value, dict):
-        raise SecmlError(f"{file}: expected a JSON object, got {type(value).__name__}")
-    return value
-
-
-def _read_npz(file: Path) -> dict[str, np.ndarray]:
-    try:
-        with np.load(file, allow_pickle=False) as archive:
-            return {name: archive[name] for name in archive.files}
-    except FileNotFoundError:
-        raise SecmlError(f"{file}: missing (a partial model directory?)") from None
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-        raise SecmlError(f"{file}: not a readable numpy archive ({str(exc)[:120]})") from None
