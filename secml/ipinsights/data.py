@@ -65,14 +65,10 @@ def _describe_source(source: Any) -> str:
 
 
 def _read_file(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise SecmlError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise SecmlError(f"{path}: is a directory, expected an entity,ip CSV file") from None
-    except OSError as exc:
-        raise SecmlError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    from secml.ipinsights.scoring import open_csv  # one set of messages for an unreadable file
+
+    with open_csv(path) as f:
+        return f.read()
 
 
 # What a tuple field may hold, the rule the tuple writers apply (lambda_src/ingest_common.py,
