@@ -255,6 +255,23 @@ print(f"endpoints created by this notebook that still exist: {alive or 'none'}")
 # when findings arrive in small numbers.
 
 # %% [markdown]
+# ### Optional: send your model to detection
+#
+# The workshop app can run that pipeline for you. If your facilitator deployed its detection
+# part, this cell sends your model to it, with the threshold from step 5: every new GuardDuty
+# finding is then scored by your model, and an unusual one raises an alert. Otherwise it says
+# so and sends nothing; on the notebook instance it says how to produce such a model instead.
+
+# %%
+sent_to = wh.send_model_to_detection(
+    ipinsights,
+    training_set,
+    threshold,
+    CONFIG,
+    threshold_rule=f"percentile {THRESHOLD_PERCENTILE:g} of {len(holdout):,} held-out scores",
+)
+
+# %% [markdown]
 # ## 10. What to try next (optional)
 #
 # Each experiment means running steps 2 to 7 again after changing a setting. On the notebook

@@ -710,6 +710,62 @@ def ipinsights_backend(backend: str, config: dict, **options):
 
 
 # ---------------------------------------------------------------------------------------------
+# Optional: send the model to the detection Lambda (`-c detection=true`, docs/detection.md)
+# ---------------------------------------------------------------------------------------------
+
+# Where the detection construct reads its model in the tuples bucket: stacks/detection.py's
+# MODEL_KEY (this file cannot import the stack; a test keeps the two equal).
+DETECTION_MODEL_KEY = "model/ipinsights-detection.zip"
+
+
+def detection_model_uri(config: dict) -> str | None:
+    """The stack output DetectionModelUri, from the config or SECML_DETECTION_MODEL_URI (an
+    `s3://bucket/key` or a file, for `secml detect --model FILE`); None: no detection here."""
+    return config.get("detection_model_uri") or os.environ.get("SECML_DETECTION_MODEL_URI")
+
+
+def send_model_to_detection(
+    ipinsights, training: pd.DataFrame, threshold: float, config: dict, threshold_rule: str = ""
+) -> str | None:
+    """Export the trained local model with the notebook's threshold to where detection reads it.
+
+    Only the `local` backend's model can be exported (docs/detection.md); for the built-in one
+    this prints how to make one instead. Returns where the artifact went, or None; every
+    outcome is one printed line, never a traceback, since this cell is optional.
+    """
+    if ipinsights.name != "local":
+        bucket = config.get("tuples_bucket")
+        target = f"s3://{bucket}/{DETECTION_MODEL_KEY}" if bucket else "the DetectionModelUri"
+        print(
+            "detection: the built-in SageMaker model cannot be exported for the detection "
+            "Lambda; to send one, run `python -m secml train` then `python -m secml export-model "
+            f"--out {target}` on the same CloudTrail tuples (docs/detection.md)"
+        )
+        return None
+    target = detection_model_uri(config)
+    if not target:
+        print("detection: not deployed for this notebook (no DetectionModelUri): nothing sent")
+        return None
+    from secml.errors import SecmlError
+    from secml.ipinsights.export import export_model, write_artifact
+
+    try:
+        artifact = export_model(
+            ipinsights.model,
+            training[["principal", "ip"]],
+            threshold=threshold,
+            threshold_rule=threshold_rule or None,
+        )
+        write_artifact(artifact, target)
+    except SecmlError as exc:
+        print(f"detection: model not sent: {exc}")
+        return None
+    size = len(artifact) / 1e6
+    print(f"detection: model ({size:.2f} MB, threshold {threshold:.3f}) sent to {target}")
+    return target
+
+
+# ---------------------------------------------------------------------------------------------
 # Results: threshold, ranked findings, evaluation, plot
 # ---------------------------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from lambda_src.detection_scoring.compact_model import CompactModel
 from tests.notebook_cells import NOTEBOOK_IPYNB, ROOT
 
 REQUIRED = {
@@ -40,6 +41,8 @@ _report = {
     "labels": sorted(set(ranked["label"])),
     "evaluation": EVALUATION,
     "top_types": ranked["finding_type"].head(5).tolist(),
+    "sent_to": sent_to,
+    "scored": data.guardduty[["principal", "ip", "score"]].head(40).values.tolist(),
 }
 print("REPORT " + _json.dumps(_report))
 """
@@ -50,7 +53,7 @@ def missing_parts() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def executed():
+def executed(tmp_path_factory):
     missing = missing_parts()
     if missing:
         pytest.skip(f"not merged into this branch yet: {', '.join(missing)}")
@@ -60,6 +63,9 @@ def executed():
     mp.setenv("SECML_BACKEND", "local")
     for key in ("SECML_TUPLES_BUCKET", "SECML_TUPLES_DIR", "SECML_DATA_BUCKET", "SECML_DATA_DIR"):
         mp.delenv(key, raising=False)
+    # As if the facilitator had deployed detection: the optional cell writes the model here.
+    model_file = tmp_path_factory.mktemp("detection") / "ipinsights-detection.zip"
+    mp.setenv("SECML_DETECTION_MODEL_URI", str(model_file))
     started = time.monotonic()
     try:
         NotebookClient(
@@ -124,3 +130,15 @@ def test_findings_are_ranked_with_malicious_ones_first(executed):
     # and the top of the list mostly malicious.
     assert evaluation["auc"] >= 0.75, evaluation
     assert evaluation["precision_at_k"] >= 0.5, evaluation
+
+
+def test_the_model_sent_to_detection_scores_as_the_notebook_with_its_threshold(executed):
+    _, report = executed
+    with open(report["sent_to"], "rb") as handle:
+        compact = CompactModel.from_bytes(handle.read())
+    assert compact.threshold == pytest.approx(report["threshold"], abs=1e-12)
+    assert compact.meta["threshold_rule"].startswith("percentile 1 of ")
+    assert compact.meta["threshold_rule"].endswith(f" {report['holdout_rows']:,} held-out scores")
+    assert compact.meta["training_pairs"] == report["training_set_rows"]
+    for principal, ip, score in report["scored"]:
+        assert compact.score(principal, ip).score == pytest.approx(score, abs=1e-5), (principal, ip)

@@ -146,3 +146,6 @@ def test_the_sagemaker_path_runs_top_to_bottom_and_leaves_nothing_billing(moto_s
     assert sm.list_endpoints()["Endpoints"] == []
     assert sm.list_endpoint_configs()["EndpointConfigs"] == []
     assert sm.list_models()["Models"] == []
+    # the optional detection cell: the built-in's model cannot be sent, the line says how
+    assert "secml export-model --out s3://secml-tuples/model/ipinsights-detection.zip" in output
+    assert s3.list_objects_v2(Bucket="secml-tuples", Prefix="model/").get("Contents", []) == []

@@ -73,11 +73,13 @@ def export_model(
     *,
     threshold: float | None = None,
     threshold_percentile: float = DEFAULT_PERCENTILE,
+    threshold_rule: str | None = None,
 ) -> bytes:
     """The artifact (zip bytes) for a trained ``IPInsights`` and the pairs it was trained on.
 
     ``threshold``: the score below which a pair alerts; by default the ``threshold_percentile``
-    percentile of the training pairs' scores (as the notebook and ``secml demo`` choose it).
+    percentile of the training pairs' scores. ``threshold_rule`` says how a given threshold was
+    chosen (the notebook's: a percentile of held-out scores); it is kept in ``model.json``.
     """
     from secml.analysis import threshold_from_scores
 
@@ -90,7 +92,7 @@ def export_model(
         threshold = threshold_from_scores(scores, threshold_percentile)
         threshold_rule = f"percentile {threshold_percentile:g} of {len(pairs):,} training scores"
     else:
-        threshold_rule = "given"
+        threshold_rule = threshold_rule or "given"
     if not np.isfinite(threshold):
         raise SecmlError(f"threshold {threshold!r} is not a finite number")
 
