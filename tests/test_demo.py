@@ -38,7 +38,6 @@ def demo_run(reduced_dataset, tmp_path_factory):
     import contextlib
     import io
 
-    pytest.importorskip("secml.ipinsights.model", reason="the IP Insights engine is not merged yet")
     out = tmp_path_factory.mktemp("demo-output")
     stdout, stderr = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):

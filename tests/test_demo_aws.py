@@ -106,7 +106,6 @@ def test_discover_finds_the_functions_and_their_deployed_settings(aws, tmp_path)
 
 
 def test_aws_backend_invokes_the_deployed_functions_and_ranks_findings(aws, tmp_path):
-    pytest.importorskip("secml.ipinsights.model", reason="the IP Insights engine is not merged yet")
     deploy(tmp_path)
     result = run_aws(
         DemoOptions(backend="aws", stack="Workshop", epochs=1, vector_dim=16, progress=False)

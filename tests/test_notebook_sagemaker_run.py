@@ -17,7 +17,6 @@ import sys
 
 import boto3
 import nbformat
-import pytest
 from nbclient import NotebookClient
 
 from tests.notebook_cells import HELPERS_PY, NOTEBOOK_IPYNB, ROOT, create_notebook_role, reset_moto
@@ -76,7 +75,6 @@ def secml_tuples(kind: str, source, out) -> None:
 
 def test_the_sagemaker_path_runs_top_to_bottom_and_leaves_nothing_billing(moto_server, tmp_path):
     reset_moto(moto_server)
-    pytest.importorskip("secml.tuples")
     s3 = boto3.client("s3", region_name=REGION)
     sm = boto3.client("sagemaker", region_name=REGION)
     for bucket in ("secml-data", "secml-tuples"):
