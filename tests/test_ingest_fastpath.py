@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import gzip
 import itertools
@@ -105,6 +106,9 @@ def test_an_edited_get_tuple_runs_on_every_record():
     got = logs.csv_lines(records, edited, False, Counter())
     assert len(calls) == 9
     assert got.csv.decode().splitlines() == [f"AIDAONE.Get{n % 3},203.0.113.1" for n in range(9)]
+    wrapped = functools.partial(index.get_tuple)  # no source of its own: not proven either
+    assert not logs.proven_get_tuple(wrapped)
+    assert logs.csv_lines(records, wrapped, False, Counter()).csv == b"AIDAONE,203.0.113.1\n" * 9
 
 
 def test_an_edited_solution_get_tuple_shows_in_the_output(tmp_path, monkeypatch):
