@@ -57,7 +57,7 @@ def _reference(records: list, ipv4_only: bool) -> tuple[bytes, Counter]:
 
 def test_the_shipped_get_tuple_is_the_one_the_cache_was_checked_against(tmp_path):
     """If this fails, get_tuple() was edited: check that csv_lines()'s cache still holds (what
-    get_tuple() reads of a record), then update cloudtrail_logs.GET_TUPLE_SHA256."""
+    get_tuple() reads of a record), then update cloudtrail_logs.GET_TUPLE_CRC32."""
     assert logs.proven_get_tuple(index.get_tuple)
     staged = load_staged("cloudtrail_ingest", solutions=True, out_dir=tmp_path)
     assert logs.proven_get_tuple(staged.get_tuple)  # what the solution deploys
