@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
+import inspect
 import logging
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 
@@ -72,25 +75,102 @@ def csv_lines(
     records: list, get_tuple: GetTuple, ipv4_only: bool, skipped: Counter
 ) -> common.CsvTuples:
     """get_tuple() of each record, as the CSV lines the output writes (common.CsvTuples); the
-    records that give none, and tuples that break the CSV rule, are counted in `skipped`."""
-    lines = _LINES
-    if len(lines) > 200_000:  # busy accounts repeat a few thousand pairs; keep memory flat
-        lines.clear()
-    out = []
+    records that give none, and tuples that break the CSV rule, are counted in `skipped`.
+
+    For the shipped get_tuple() (proven_get_tuple()) a record of the usual shape (a dict, not an
+    Insight event, a userIdentity dict, principalId and sourceIPAddress strings) has an answer
+    that depends on those two strings and ipv4_only alone: get_tuple() runs once per distinct
+    pair and its answer (the CSV line, or the skip reason) is reused for the pair's other records.
+    Any other record, and every record for an edited get_tuple(), gets get_tuple() of its own."""
+    if not proven_get_tuple(get_tuple):
+        return _each_record(records, get_tuple, ipv4_only, skipped)
+    pairs = _PAIRS[ipv4_only]
+    if len(pairs) > _CACHE_LIMIT:  # busy accounts repeat a few thousand pairs; keep memory flat
+        pairs.clear()
+    out: list[bytes] = []
+    append = out.append
     for record in records:
-        found = get_tuple(record, ipv4_only=ipv4_only, skipped=skipped)
-        if found is not None:
-            line = lines.get(found)
-            if line is None:
-                line = lines[found] = common.tuple_line(*found) or b""
-            if line:
-                out.append(line)
-            else:
-                skipped[common.UNWRITABLE] += 1
+        if type(record) is dict:
+            identity = record.get("userIdentity")
+            if type(identity) is dict and record.get("eventType") != _INSIGHT:
+                principal_id, address = identity.get("principalId"), record.get("sourceIPAddress")
+                if type(principal_id) is str and type(address) is str:
+                    key = (principal_id, address)
+                    answer = pairs.get(key)
+                    if answer is None:
+                        answer = pairs[key] = _answer(record, get_tuple, ipv4_only)
+                    if type(answer) is bytes:
+                        append(answer)
+                    else:
+                        skipped[answer] += 1
+                    continue
+        line = _line_of(get_tuple(record, ipv4_only=ipv4_only, skipped=skipped))
+        if line:
+            append(line)
+        elif line is not None:
+            skipped[common.UNWRITABLE] += 1
     return common.CsvTuples(b"".join(out), len(out))
 
 
+def _each_record(
+    records: list, get_tuple: GetTuple, ipv4_only: bool, skipped: Counter
+) -> common.CsvTuples:
+    """csv_lines() with get_tuple() called on every record: for an edited get_tuple(), and the
+    reference the cached path is tested against."""
+    out = []
+    for record in records:
+        line = _line_of(get_tuple(record, ipv4_only=ipv4_only, skipped=skipped))
+        if line:
+            out.append(line)
+        elif line is not None:
+            skipped[common.UNWRITABLE] += 1
+    return common.CsvTuples(b"".join(out), len(out))
+
+
+def _line_of(found: tuple | None) -> bytes | None:
+    """The CSV line of a tuple from get_tuple() (b"" if it breaks the rule), None for none."""
+    if found is None:
+        return None
+    line = _LINES.get(found)
+    if line is None:
+        if len(_LINES) > _CACHE_LIMIT:
+            _LINES.clear()
+        line = _LINES[found] = common.tuple_line(*found) or b""
+    return line
+
+
+def _answer(record: dict, get_tuple: GetTuple, ipv4_only: bool) -> bytes | str:
+    """get_tuple()'s answer for a record, as csv_lines() caches it: the CSV line, or the reason
+    it gives no line (get_tuple() counts exactly one when it returns None)."""
+    reasons: Counter = Counter()
+    line = _line_of(get_tuple(record, ipv4_only=ipv4_only, skipped=reasons))
+    if line is None:
+        (reason,) = reasons
+        return reason
+    return line or common.UNWRITABLE
+
+
+_CACHE_LIMIT = 200_000
+_INSIGHT = "AwsCloudTrailInsight"
 _LINES: dict[tuple, bytes] = {}
+_PAIRS: dict[bool, dict[tuple[str, str], bytes | str]] = {False: {}, True: {}}
+
+# CRC-32 of the source of get_tuple() in cloudtrail_ingest/index.py, the function csv_lines()'s
+# cache was checked against (it reads principalId, sourceIPAddress, eventType, the identity's
+# type, and nothing else). Edit get_tuple() and this no longer matches: every record then gets
+# get_tuple() of its own, until someone checks the cache's assumptions and updates this. A check
+# against edits, not against an adversary (hashlib would load OpenSSL, 3.6 MB, in each worker).
+GET_TUPLE_CRC32 = 799265409
+
+
+@functools.lru_cache(maxsize=16)
+def proven_get_tuple(get_tuple: GetTuple) -> bool:
+    """Whether get_tuple is the shipped one, whose answers csv_lines() may reuse."""
+    try:
+        source = inspect.getsource(get_tuple)
+    except Exception:  # no source (a builtin, a partial, a REPL): unproven, so every record
+        return False  # gets a get_tuple() call of its own
+    return zlib.crc32(source.encode()) == GET_TUPLE_CRC32
 
 
 class WorkedLog:
@@ -102,7 +182,22 @@ class WorkedLog:
 
 
 def _work(get_tuple: GetTuple, name: str, blob: bytes, ipv4_only: bool, print_n: int) -> tuple:
-    """A worker's whole job for one file: a compact, picklable answer."""
+    """A worker's whole job for one file: a compact, picklable answer.
+
+    The cyclic garbage collector is off meanwhile: a parsed log is hundreds of thousands of
+    dicts and lists, none in a cycle, and the collector would walk them again and again while
+    they are built (a tenth of the time) and once more when it is switched back on, so the
+    file's objects are freed (by reference counting) before it is."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _work_file(get_tuple, blob, ipv4_only, print_n)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _work_file(get_tuple: GetTuple, blob: bytes, ipv4_only: bool, print_n: int) -> tuple:
     records, skip = parse_log(blob)
     if skip is not None:
         return ("skip", skip)
