@@ -128,6 +128,7 @@ def test_resource_names_are_prefixed_unique_and_valid(wh):
         assert name.startswith("secml-ipinsights-")
         assert len(name) <= 63 - len("-config")  # the endpoint config adds a suffix
         assert all(c.isalnum() or c == "-" for c in name)
+        assert len(name.rsplit("-", 1)[1]) >= 8  # random part: same-second names must not collide
 
 
 def test_model_trainer_runs_the_built_in_on_the_ipv4_tuples(wh, aws, capsys):
