@@ -114,7 +114,7 @@ def parse_truth(raw: bytes | str, source: str = "truth.csv") -> dict[str, dict[s
     import csv
     import io
 
-    from secml.errors import SecmlError
+    from secml.errors import SecmlError, short
 
     if isinstance(raw, bytes):
         try:
@@ -140,14 +140,14 @@ def parse_truth(raw: bytes | str, source: str = "truth.csv") -> dict[str, dict[s
         record["label"] = record["label"].lower()
         if record["label"] not in TRUTH_LABELS:
             raise SecmlError(
-                f"{source} line {line}: label {record['label'][:40]!r} is not "
+                f"{source} line {line}: label {short(record['label'])} is not "
                 f"{' or '.join(TRUTH_LABELS)}"
             )
         finding = record["finding_id"]
         if not finding:
             raise SecmlError(f"{source} line {line}: empty finding_id")
         if finding in truth:
-            raise SecmlError(f"{source} line {line}: finding {finding[:40]!r} is listed twice")
+            raise SecmlError(f"{source} line {line}: finding {short(finding)} is listed twice")
         truth[finding] = record
     return truth
 

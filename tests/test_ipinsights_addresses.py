@@ -3,12 +3,11 @@ import ipaddress
 import numpy as np
 import pytest
 
-from secml.errors import SecmlError
+from secml.errors import SecmlError, short
 from secml.ipinsights.addresses import (
     MAX_ADDRESS_LENGTH,
     format_address,
     parse_addresses,
-    quote_value,
     random_addresses,
 )
 from secml.ipinsights.data import entity_hashes, load_pairs
@@ -205,8 +204,8 @@ def test_one_huge_junk_value_does_not_multiply_parsing_memory():
 
 
 def test_error_lines_quote_a_short_prefix_of_a_long_bad_value():
-    assert quote_value("1.2.3") == "'1.2.3'"
-    quoted = quote_value("x" * 20_000)
+    assert short("1.2.3") == "'1.2.3'"
+    quoted = short("x" * 20_000)
     assert quoted.startswith("'xxxx") and "20,000 characters" in quoted and len(quoted) < 80
     with pytest.raises(SecmlError) as raised:
         load_pairs([("alice", "1.2.3.4"), ("bob", "y" * 20_000)])

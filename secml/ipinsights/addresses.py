@@ -26,7 +26,6 @@ import numpy as np
 U64 = np.uint64
 # the longest text form of an address: "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255"
 MAX_ADDRESS_LENGTH = 45
-QUOTE_PREFIX = 40  # characters of a bad value an error line quotes
 MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
@@ -41,15 +40,6 @@ class Addresses:
 
     def take(self, index: np.ndarray) -> Addresses:
         return Addresses(self.is_v6[index], self.hi[index], self.lo[index])
-
-
-def quote_value(text: object) -> str:
-    """A bad value for an error line: its repr, cut to a short prefix when it is long."""
-    if not isinstance(text, str):
-        return repr(text)
-    if len(text) <= QUOTE_PREFIX:
-        return repr(text)
-    return f"{text[:QUOTE_PREFIX]!r}... ({len(text):,} characters)"
 
 
 def parse_addresses(texts: np.ndarray | list[str]) -> tuple[Addresses, np.ndarray]:

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from lambda_src.ingest_common import tuple_field_ok
-from secml.errors import SecmlError
-from secml.ipinsights.addresses import Addresses, parse_addresses, quote_value
+from secml.errors import SecmlError, short
+from secml.ipinsights.addresses import Addresses, parse_addresses
 
 
 @dataclass
@@ -195,7 +195,7 @@ def load_pairs(source: Any, *, skip_invalid: bool = False, what: str = "input") 
         if bad_entity[i]:
             problems.append((int(numbers[i]), entity_problems[entities[i]]))
         else:
-            bad = quote_value(ip_arr[i])
+            bad = short(ip_arr[i])
             problems.append((int(numbers[i]), f"{bad} is not an IPv4 or IPv6 address"))
     keep = ok & ~bad_entity
     problems.sort()

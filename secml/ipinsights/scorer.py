@@ -22,12 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from secml.errors import SecmlError
+from secml.errors import SecmlError, short
 from secml.ipinsights.addresses import (
     NUM_LEVELS,
     Addresses,
     parse_distinct_addresses,
-    quote_value,
 )
 from secml.ipinsights.encoder import ENCODERS, AddressIndexer
 from secml.ipinsights.hyperparameters import validate_hyperparameters
@@ -168,7 +167,7 @@ def score_texts(score_distinct, entities, ips) -> np.ndarray:
         if not ok.all():
             bad = int(np.flatnonzero(~ok[ip_codes])[0])
             raise SecmlError(
-                f"row {start + bad + 1}: {quote_value(ip_uniq[ip_codes[bad]])} is not an "
+                f"row {start + bad + 1}: {short(ip_uniq[ip_codes[bad]])} is not an "
                 "IPv4 or IPv6 address"
             )
         out[start:stop] = score_distinct(ent_uniq, ent_codes, addresses, ip_codes)

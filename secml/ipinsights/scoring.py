@@ -28,7 +28,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from secml.errors import SecmlError
+from secml.errors import SecmlError, short
 
 BLOCK_BYTES = 1 << 22  # 4 MiB of CSV per block: about 150,000 tuples
 SPOOL_BYTES = 1 << 25  # output kept in memory up to 32 MiB, then in a temporary file
@@ -266,7 +266,7 @@ def score_csv(
     """Score a headerless entity,ip CSV stream into ``out``, with ``load_pairs``' rules and
     messages: a bad row stops it (SecmlError naming the first one and how many more there are,
     nothing written) unless ``skip_invalid``; a file without rows is an error."""
-    from secml.ipinsights.addresses import parse_distinct_addresses, quote_value
+    from secml.ipinsights.addresses import parse_distinct_addresses
     from secml.ipinsights.data import Pairs
 
     summary = ScoreSummary()
@@ -287,7 +287,7 @@ def score_csv(
                 why = (
                     "empty entity"
                     if bad_entity[i]
-                    else f"{quote_value(ip_uniq[ip_codes[i]])} is not an IPv4 or IPv6 address"
+                    else f"{short(ip_uniq[ip_codes[i]])} is not an IPv4 or IPv6 address"
                 )
                 block_problems.append((int(block.numbers[i]), why))
             if block_problems:
