@@ -114,14 +114,10 @@ def parse_truth(raw: bytes | str, source: str = "truth.csv") -> dict[str, dict[s
     import csv
     import io
 
-    from secml.errors import SecmlError, short
+    from secml.errors import SecmlError, short, utf8_text
 
     if isinstance(raw, bytes):
-        try:
-            raw = raw.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            line = raw.count(b"\n", 0, exc.start) + 1
-            raise SecmlError(f"{source} line {line}: not UTF-8 text") from None
+        raw = utf8_text(raw, source)
     text = raw.removeprefix("\ufeff")
     reader = csv.reader(io.StringIO(text))
     header = [c.strip().lower() for c in next(reader, [])]

@@ -14,3 +14,13 @@ def short(value: object, limit: int = 40) -> str:
         return f"{value[:limit]!r}... ({len(value):,} characters)"
     text = repr(value)
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def utf8_text(raw: bytes, source: object, *, first_line: int = 1, hint: str = "") -> str:
+    """``raw`` as text (a leading byte-order mark dropped, as Excel's "CSV UTF-8" writes one),
+    or one line naming the line that is not UTF-8 (``first_line``: the line ``raw`` starts on)."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = first_line + raw.count(b"\n", 0, exc.start)
+        raise SecmlError(f"{source} line {line}: not UTF-8 text{hint}") from None

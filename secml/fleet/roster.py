@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from secml.errors import SecmlError, short
+from secml.errors import SecmlError, short, utf8_text
 
 # ASCII digits only: \d would also take full-width or Arabic-Indic digits, which AWS refuses.
 ACCOUNT_RE = re.compile(r"^[0-9]{12}$")
@@ -87,12 +87,5 @@ def read_roster(path: Path, *, default_region: str | None) -> list[Target]:
         raw = path.read_bytes()
     except OSError as exc:
         raise SecmlError(f"cannot read roster {path}: {exc.strerror or exc}") from None
-    try:
-        text = raw.decode("utf-8-sig")  # Excel's "CSV UTF-8" writes a BOM
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise SecmlError(
-            f'{path} line {line}: not UTF-8 text (Excel\'s plain "CSV" is Windows-1252: '
-            'save as "CSV UTF-8")'
-        ) from None
+    text = utf8_text(raw, path, hint=' (Excel\'s plain "CSV" is Windows-1252: save as "CSV UTF-8")')
     return parse_roster(text, default_region=default_region, source=str(path))

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from lambda_src.ingest_common import tuple_field_ok
-from secml.errors import SecmlError, short
+from secml.errors import SecmlError, short, utf8_text
 from secml.ipinsights.addresses import Addresses, parse_addresses
 
 
@@ -102,11 +102,7 @@ def _split_line(line: str) -> list[str] | str:
 
 def _read_csv_rows(path, raw: bytes) -> tuple[list[str], list[str], np.ndarray, list]:
     """Split a headerless CSV into (entities, ips, line numbers, [(line, problem)])."""
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise SecmlError(f"{path} line {line}: not UTF-8 text") from None
+    text = utf8_text(raw, path)
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()

@@ -28,7 +28,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from secml.errors import SecmlError, short
+from secml.errors import SecmlError, short, utf8_text
 
 BLOCK_BYTES = 1 << 22  # 4 MiB of CSV per block: about 150,000 tuples
 SPOOL_BYTES = 1 << 25  # output kept in memory up to 32 MiB, then in a temporary file
@@ -210,11 +210,7 @@ def _csv_rows(block: bytes, first_line: int, name: str) -> RowBlock:
     """Rows of any block, by load_pairs' own per-line reader (file line numbers kept)."""
     from secml.ipinsights.data import _read_csv_rows
 
-    try:
-        block.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = first_line + block.count(b"\n", 0, exc.start)
-        raise SecmlError(f"{name} line {line}: not UTF-8 text") from None
+    utf8_text(block, name, first_line=first_line)  # the bad line's number in the whole file
     # a leading blank line (skipped by the reader) keeps a byte-order mark inside the input
     # part of its row, as it is when the whole file is read at once
     entities, ips, numbers, problems = _read_csv_rows(name, b"\n" + block)
