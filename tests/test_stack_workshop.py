@@ -123,3 +123,17 @@ def test_only_aws_cdk_lib_written_policies_acknowledge_s3_action_groups(synthesi
         if "[Action::s3:" in finding:
             assert path.endswith("/Data/DatasetDeploymentRole"), (path, finding)
         assert ":ecr:" not in finding, (path, finding)  # the image's account is mapped exactly
+
+
+def test_an_app_built_in_process_has_cdk_jsons_feature_flags():
+    """Tests, the demo and `fleet package` build the app in-process: they must synthesize what
+    `cdk synth` deploys, which reads cdk.json's context (a flag changes grants: the imported
+    aws/sns alias grant, for one). Context given by the caller still wins."""
+    import json
+    from pathlib import Path
+
+    flags = json.loads((Path(__file__).resolve().parents[1] / "cdk.json").read_text())["context"]
+    app = build_app({"stack_name": "Other"})
+    for name, value in flags.items():
+        assert app.node.try_get_context(name) == value, name
+    assert app.node.try_get_context("stack_name") == "Other"

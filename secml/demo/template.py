@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 from collections import Counter
@@ -53,15 +52,6 @@ def ensure_repo_on_path() -> None:
         sys.path.insert(0, root)
 
 
-def cdk_json_context() -> dict:
-    """cdk.json's context (feature flags): what `cdk synth` would feed the app, so the template
-    synthesized in-process is the one a facilitator deploys."""
-    path = REPO_ROOT / "cdk.json"
-    if not path.is_file():
-        return {}
-    return dict(json.loads(path.read_text()).get("context", {}))
-
-
 def synthesize(context: dict | None = None) -> tuple[str, dict]:
     """Synthesize the CDK app in-process (about 3x faster than `npx cdk synth`) in a temp dir.
 
@@ -69,14 +59,13 @@ def synthesize(context: dict | None = None) -> tuple[str, dict]:
     """
     ensure_repo_on_path()
     _silence_node_eol_banner()
-    merged = {**cdk_json_context(), **(context or {})}
     with tempfile.TemporaryDirectory(prefix="secml-synth-") as outdir:
         saved = os.environ.get("CDK_OUTDIR")
         os.environ["CDK_OUTDIR"] = outdir
         try:
             from stacks.app import build_app
 
-            assembly = build_app(merged).synth()
+            assembly = build_app(context).synth()  # build_app adds cdk.json's feature flags
         except Exception as exc:  # jsii surfaces synth errors as generic exceptions
             raise SecmlError(f"cdk synth failed: {_synth_error(exc, Path(outdir))}") from exc
         finally:
@@ -91,18 +80,11 @@ def synthesize(context: dict | None = None) -> tuple[str, dict]:
 
 
 def _silence_node_eol_banner() -> None:
-    """jsii prints a 12-line banner on an end-of-life Node unless told its major version
-    (the Makefile exports it for `make`; `python -m secml demo` may run without make)."""
-    key = "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION"
-    if key in os.environ:
-        return
-    try:
-        version = subprocess.run(
-            ["node", "--version"], capture_output=True, text=True, timeout=10, check=True
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return  # no node: synth fails below with its own message
-    os.environ[key] = version.strip().lstrip("v").split(".")[0]
+    """jsii prints a 12-line banner on an end-of-life Node unless told the major version; the
+    CLI sets that at start, and this covers the demo run in-process without it (tests)."""
+    from secml.cli import silence_jsii_node_banner
+
+    silence_jsii_node_banner()
 
 
 def _synth_error(exc: Exception, outdir: Path) -> str:
