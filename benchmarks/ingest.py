@@ -12,10 +12,14 @@ preset), then runs, each in its own process so peak RSS is its own:
   "x baseline" column is against this row;
 - workshop-baseline+heap: the same with reuse_heap() too, to show how much of the speed-up
   that setting alone would give the original;
-- ingest (orjson) and ingest (stdlib json): this project's CloudTrail handler, as the CLI runs
-  it, with each JSON backend (the Lambda runtime has no orjson: it gets the stdlib one), with
-  its default worker processes (INGEST_WORKERS, else one per CPU: the count is printed), and
-  ingest (orjson) again with INGEST_WORKERS=1 (sequential, in the one process).
+- ingest (fields), ingest (orjson) and ingest (stdlib json): this project's CloudTrail handler
+  as the CLI runs it (msgspec's field reader, with orjson's full parse wherever it hands a file
+  over), with the full parse only (orjson), and as the Lambda runtime runs it (the stdlib's
+  json, no msgspec), with its default worker processes (INGEST_WORKERS, else one per CPU: the
+  count is printed), and ingest (fields) again with INGEST_WORKERS=1 (in the one process).
+
+--cells runs the file-size x layout matrix instead (see CELLS; the "indented" layout is held
+out: nothing was chosen on it).
 
 Peak RSS is the main process's; with workers, the largest worker's peak is shown beside it.
 
@@ -83,13 +87,16 @@ def workshop_baseline(files: list[Path], out: Path) -> dict:
 
 
 def project_ingest(folder: Path, out: Path, backend: str) -> dict:
-    from lambda_src import ingest_common
+    from lambda_src import cloudtrail_logs, ingest_common
     from lambda_src.cloudtrail_ingest import index
 
     ingest_common.loads = json.loads if backend == "stdlib" else ingest_common._fast_loads
+    if backend != "fields":  # the full parse only: msgspec's field reader off
+        cloudtrail_logs.FIELD_READER = None
+    assert cloudtrail_logs.FIELD_READER is not None or backend != "fields", "msgspec missing"
     event = {"sources": [str(folder)], "output": str(out), "print_limit": 0}
     result = index.handler(event, None)
-    assert result["json_backend"] == backend, result
+    assert result["json_backend"] == ("orjson" if backend == "fields" else backend), result
     return {"records": result["records"], "tuples": result["tuples_written"]}
 
 
@@ -134,9 +141,10 @@ APPROACHES = (
     "decompress-only",
     "workshop-baseline",
     "workshop-baseline+heap",
+    "ingest:fields",
     "ingest:orjson",
     "ingest:stdlib",
-    "ingest:orjson:1",
+    "ingest:fields:1",
 )
 
 
@@ -153,19 +161,22 @@ def make_files(
     folder: Path, n_files: int, per_file: int, pool: list[bytes], layout: str = "compact"
 ) -> int:
     """n_files gzipped logs of per_file records each, cycling through the record pool, in
-    CloudTrail's compact layout or re-serialised as json.dump writes by default ("spaced")."""
+    CloudTrail's compact layout, re-serialised as json.dump writes by default ("spaced"), or
+    as another tool might export it ("indented": keys sorted, indented by two spaces)."""
     folder.mkdir(parents=True, exist_ok=True)
     if layout == "spaced":
         pool = [json.dumps(json.loads(r)).encode() for r in pool]
-    sep = b", " if layout == "spaced" else b","
+    elif layout == "indented":  # another tool's export: keys sorted, two-space indents
+        pool = [json.dumps(json.loads(r), indent=2, sort_keys=True).encode() for r in pool]
+    sep = b", " if layout == "spaced" else b",\n" if layout == "indented" else b","
     k = 0
     for i in range(n_files):
         chunk = [pool[(k + j) % len(pool)] for j in range(per_file)]
         k += per_file
         data = (
-            b'{"Records": [' + sep.join(chunk) + b"]}"
-            if layout == "spaced"
-            else (b'{"Records":[' + sep.join(chunk) + b"]}")
+            b'{"Records":[' + sep.join(chunk) + b"]}"
+            if layout == "compact"
+            else (b'{"Records": [' + sep.join(chunk) + b"]}")
         )
         stamp = f"20250602T{i // 60 % 24:02d}{i % 60:02d}Z"
         name = f"123456789012_CloudTrail_us-west-2_{stamp}_{i:08d}.json.gz"
@@ -251,13 +262,13 @@ def main() -> int:
             )
         outputs = [(tmp / f"{a}.csv").read_bytes() for a in APPROACHES if a.startswith("ingest")]
         same = all(o == outputs[0] for o in outputs)
-        print(f"ingest outputs identical (orjson, stdlib, 1 worker): {same}")
+        print(f"ingest outputs identical (fields, orjson, stdlib, 1 worker): {same}")
         grow = {}
         for label, folder in ((f"{n_files} files", small), (f"{2 * n_files} files", big)):
-            for backend in ("orjson", "stdlib"):
+            for backend in ("fields", "stdlib"):
                 r = run_child(f"ingest:{backend}", folder, tmp / "grow.csv")
                 grow[(label, backend)] = r
-        for backend in ("orjson", "stdlib"):
+        for backend in ("fields", "stdlib"):
             a, b = (grow[(f"{n_files} files", backend)], grow[(f"{2 * n_files} files", backend)])
             w = (
                 f"; largest worker {a['worker_rss_mb']:.0f} MB, {b['worker_rss_mb']:.0f} MB"
@@ -281,13 +292,15 @@ CELLS = (
     (20, 20000, "compact"),
     (20, 20000, "spaced"),
     (1, 200000, "compact"),
+    (20, 20000, "indented"),  # held out: never used to choose anything
 )
 CELL_APPROACHES = (
     "decompress-only",
     "workshop-baseline",
+    "ingest:fields",
     "ingest:orjson",
     "ingest:stdlib",
-    "ingest:orjson:1",
+    "ingest:fields:1",
 )
 
 
@@ -296,8 +309,9 @@ def cells(rounds: int, inflate_python: str | None) -> int:
     pool = record_pool()
     print(f"cpu count {os.cpu_count()}; best of {rounds} rounds; ratios measured in the same run")
     print(
-        f"{'files x records':<18}{'layout':<9}{'MB json':>8}{'base s':>8}{'orjson s':>9}"
-        f"{'x base':>7}{'stdlib s':>9}{'x base':>7}{'1 worker s':>11}{'x base':>7}{'floor s':>8}"
+        f"{'files x records':<18}{'layout':<9}{'MB json':>8}{'base s':>8}{'fields s':>9}"
+        f"{'x base':>7}{'orjson s':>9}{'x base':>7}{'stdlib s':>9}{'x base':>7}"
+        f"{'1 worker s':>11}{'x base':>7}{'floor s':>8}"
         f"{'base MB':>8}{'ingest MB':>10}{'x2 files MB':>12}{'1 worker MB':>12}"
         + (f"{'zlib s':>8}{'isal s':>8}{'zlib-ng s':>10}" if inflate_python else "")
     )
@@ -322,21 +336,22 @@ def cells(rounds: int, inflate_python: str | None) -> int:
             two = tmp / "x2"
             if n_files > 1:  # the same files twice over: peak memory must not grow
                 make_files(two, 2 * n_files, per_file, pool, layout)
-                grown = run_child("ingest:orjson", two, tmp / "out2.csv")
+                grown = run_child("ingest:fields", two, tmp / "out2.csv")
             else:
                 grown = None
-            base, orj, std, one = (best[a] for a in CELL_APPROACHES[1:])
+            base, fields, orj, std, one = (best[a] for a in CELL_APPROACHES[1:])
 
             def mem(r: dict) -> float:  # the main process and every worker at their peaks
                 return r["peak_rss_mb"] + r["workers"] * r["worker_rss_mb"] * (r["workers"] > 1)
 
             row = (
                 f"{n_files:>4} x {per_file:<11,}{layout:<9}{mb:>8.0f}{base['seconds']:>8.2f}"
+                f"{fields['seconds']:>9.2f}{base['seconds'] / fields['seconds']:>7.2f}"
                 f"{orj['seconds']:>9.2f}{base['seconds'] / orj['seconds']:>7.2f}"
                 f"{std['seconds']:>9.2f}{base['seconds'] / std['seconds']:>7.2f}"
                 f"{one['seconds']:>11.2f}{base['seconds'] / one['seconds']:>7.2f}"
                 f"{best['decompress-only']['seconds']:>8.2f}{base['peak_rss_mb']:>8.0f}"
-                f"{mem(orj):>10.0f}{(f'{mem(grown):.0f}' if grown else '-'):>12}"
+                f"{mem(fields):>10.0f}{(f'{mem(grown):.0f}' if grown else '-'):>12}"
                 f"{one['peak_rss_mb']:>12.0f}"
             )
             if inflate_python:

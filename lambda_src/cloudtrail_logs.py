@@ -2,10 +2,12 @@
 
 - read_logs(): each file parsed whole, its records as dicts, in the handler's process. The
   workshop exercise runs this, and the attendee's line calls get_tuple() once per record.
-- fast_handler(): the deployed solution and `secml tuples cloudtrail`. The same parse and the
-  same get_tuple() once per record, in worker processes (one file each) that send back the CSV
-  lines; the handler lists, reads, writes and counts. With orjson installed (the CLI, not the
-  Lambda runtime) the parse is orjson's, with the stdlib's answer wherever orjson refuses.
+- fast_handler(): the deployed solution and `secml tuples cloudtrail`. The same get_tuple()
+  once per record, in worker processes (one file each) that send back the CSV lines; the
+  handler lists, reads, writes and counts. With msgspec installed (the CLI, the demo) a file is
+  decoded into just the fields get_tuple() reads (read_fields()), with the full parse deciding
+  wherever that reader cannot promise the same answer; with orjson the full parse is orjson's,
+  with the stdlib's answer wherever orjson refuses. The Lambda runtime has neither.
 
 A file is all or nothing either way: it is decompressed, parsed and checked whole before any of
 its records count. (An earlier version found the two fields with a regex over the file text:
@@ -21,9 +23,11 @@ import functools
 import gc
 import inspect
 import logging
+import sys
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
+from typing import Any
 
 if __package__:  # imported as lambda_src.cloudtrail_logs (CLI, offline demo, tests)
     from lambda_src import ingest_common as common
@@ -37,18 +41,21 @@ GetTuple = Callable[..., "tuple[str, str] | None"]
 # ---- the plain reader: every record parsed ---------------------------------------------------
 
 
-def parse_log(blob: bytes) -> tuple[list | None, tuple | None]:
+def parse_log(blob: bytes, *, fields: bool = False) -> tuple[list | None, tuple | None]:
     """(records, None) of a readable CloudTrail log file, decided whole; else
-    (None, (reason, detail)) for common.skip_file()."""
+    (None, (reason, detail)) for common.skip_file(). With `fields`, the records are read by
+    read_fields() (only what the shipped get_tuple() reads) where it can promise the answer."""
     data, skip = common.try_decompress(blob)
     if skip is not None:
         return None, skip
-    document, skip = common.try_parse(data, common.loads)
-    if skip is not None:
-        return None, skip
-    records = document.get("Records") if isinstance(document, dict) else None
-    if not isinstance(records, list):
-        return None, ("not-a-cloudtrail-log", None)
+    records = read_fields(data) if fields else None
+    if records is None:
+        document, skip = common.try_parse(data, common.loads)
+        if skip is not None:
+            return None, skip
+        records = document.get("Records") if isinstance(document, dict) else None
+        if not isinstance(records, list):
+            return None, ("not-a-cloudtrail-log", None)
     if common.top_level_key_repeated(data, "Records"):
         return None, ("not-a-cloudtrail-log", "the Records key appears more than once")
     if not records:
@@ -66,6 +73,97 @@ def read_logs(sources: list[str], summary: common.Summary) -> Iterator[tuple[str
             continue
         summary.files_read += 1
         yield name, records
+
+
+# ---- the field reader: a log file decoded into what get_tuple() reads -------------------------
+
+try:  # installed with the CLI and the demo, not in the Lambda runtime
+    import msgspec
+except ImportError:  # pragma: no cover - exercised by tests that set FIELD_READER to None
+    msgspec = None
+
+_MAX_DEPTH = 200  # nesting the field reader takes on; deeper files go to the full parse
+
+if msgspec is not None:
+    _UNSET = msgspec.UNSET
+    _NOT_AN_OBJECT = None | bool | int | float | str | list  # decoded as the stdlib does
+
+    class _Identity(msgspec.Struct, gc=False):
+        principalId: Any = _UNSET
+        type: Any = _UNSET
+
+    class _Record(msgspec.Struct, gc=False):
+        userIdentity: _Identity | _NOT_AN_OBJECT | msgspec.UnsetType = _UNSET
+        sourceIPAddress: Any = _UNSET
+        eventType: Any = _UNSET
+
+    class _Log(msgspec.Struct, gc=False):
+        Records: list[_Record | _NOT_AN_OBJECT]
+
+    FIELD_READER: Any = msgspec.json.Decoder(_Log)
+    _DECODE_ERRORS: tuple = (msgspec.DecodeError, RecursionError)
+else:  # pragma: no cover
+
+    class _Identity:  # never instantiated: type(x) is _Identity is always false
+        pass
+
+    class _Record:
+        pass
+
+    FIELD_READER = None
+    _DECODE_ERRORS = ()
+
+
+def read_fields(data: bytes) -> list | None:
+    """The records of a log file with only the fields the shipped get_tuple() reads
+    (userIdentity's principalId and type, sourceIPAddress, eventType; records that are not
+    objects as the stdlib parses them), or None where the full parse must decide.
+
+    msgspec validates the whole document and keeps the last of a repeated key, as json.loads
+    does; what it does not check, or checks differently, goes to the full parse: bytes that are
+    not UTF-8 (it skips the strings of fields it does not keep unchecked), a UTF-8 BOM, NaN and
+    Infinity, a number past a float in a field it keeps, lone surrogates, and nesting deeper than
+    _MAX_DEPTH (the stdlib's limit is the interpreter's recursion limit)."""
+    if FIELD_READER is None:
+        return None
+    if not data.isascii():
+        try:
+            data.decode("utf-8", "surrogatepass")  # what json.loads(bytes) accepts
+        except UnicodeDecodeError:
+            return None
+    limit = sys.getrecursionlimit()
+    frame, depth = sys._getframe(), 0
+    while frame is not None:
+        frame, depth = frame.f_back, depth + 1
+    sys.setrecursionlimit(depth + _MAX_DEPTH)  # msgspec counts its nesting against it
+    try:
+        return FIELD_READER.decode(data).Records
+    except _DECODE_ERRORS:
+        return None
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+def _as_dict(record: Any) -> Any:
+    """A record from read_fields() as the dict get_tuple() takes (only the fields read)."""
+    if type(record) is not _Record:
+        return record
+    out: dict = {}
+    identity = record.userIdentity
+    if type(identity) is _Identity:
+        identity = {
+            k: v
+            for k, v in (("principalId", identity.principalId), ("type", identity.type))
+            if v is not _UNSET
+        }
+    for key, value in (
+        ("userIdentity", identity),
+        ("sourceIPAddress", record.sourceIPAddress),
+        ("eventType", record.eventType),
+    ):
+        if value is not _UNSET:
+            out[key] = value
+    return out
 
 
 # ---- worker processes and the fast handler ---------------------------------------------------
@@ -90,21 +188,25 @@ def csv_lines(
     out: list[bytes] = []
     append = out.append
     for record in records:
-        if type(record) is dict:
+        key = None
+        if type(record) is _Record:  # from read_fields()
+            identity = record.userIdentity
+            if type(identity) is _Identity and record.eventType != _INSIGHT:
+                key = (identity.principalId, record.sourceIPAddress)
+        elif type(record) is dict:
             identity = record.get("userIdentity")
             if type(identity) is dict and record.get("eventType") != _INSIGHT:
-                principal_id, address = identity.get("principalId"), record.get("sourceIPAddress")
-                if type(principal_id) is str and type(address) is str:
-                    key = (principal_id, address)
-                    answer = pairs.get(key)
-                    if answer is None:
-                        answer = pairs[key] = _answer(record, get_tuple, ipv4_only)
-                    if type(answer) is bytes:
-                        append(answer)
-                    else:
-                        skipped[answer] += 1
-                    continue
-        line = _line_of(get_tuple(record, ipv4_only=ipv4_only, skipped=skipped))
+                key = (identity.get("principalId"), record.get("sourceIPAddress"))
+        if key is not None and type(key[0]) is str and type(key[1]) is str:
+            answer = pairs.get(key)
+            if answer is None:
+                answer = pairs[key] = _answer(_as_dict(record), get_tuple, ipv4_only)
+            if type(answer) is bytes:
+                append(answer)
+            else:
+                skipped[answer] += 1
+            continue
+        line = _line_of(get_tuple(_as_dict(record), ipv4_only=ipv4_only, skipped=skipped))
         if line:
             append(line)
         elif line is not None:
@@ -198,7 +300,8 @@ def _work(get_tuple: GetTuple, name: str, blob: bytes, ipv4_only: bool, print_n:
 
 
 def _work_file(get_tuple: GetTuple, blob: bytes, ipv4_only: bool, print_n: int) -> tuple:
-    records, skip = parse_log(blob)
+    fields = FIELD_READER is not None and not print_n and proven_get_tuple(get_tuple)
+    records, skip = parse_log(blob, fields=fields)  # printed records are read whole
     if skip is not None:
         return ("skip", skip)
     skipped: Counter = Counter()

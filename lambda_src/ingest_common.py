@@ -391,8 +391,19 @@ def reuse_heap(limit: int = 64 << 20) -> bool:
     return bool(mallopt(_M_MMAP_THRESHOLD, limit)) and bool(mallopt(_M_TRIM_THRESHOLD, 2 * limit))
 
 
+try:  # about 2x zlib's inflate where installed (the CLI, the demo); not in the Lambda runtime
+    from isal import igzip, isal_zlib
+except ImportError:  # pragma: no cover - exercised by tests that set igzip to None
+    igzip = isal_zlib = None
+GZIP_ERRORS = (EOFError, OSError, zlib.error) + ((isal_zlib.error,) if isal_zlib else ())
+
+
 def gunzip(blob: bytes) -> bytes:
-    """gzip.decompress in one pass (zlib checks the CRC and length); several members too."""
+    """gzip.decompress in one pass (the CRC and length checked); several members too. isal's
+    igzip where installed: the same answers and failures as gzip.decompress (its own exception
+    class for corrupt deflate data, in GZIP_ERRORS), in about half the time."""
+    if igzip is not None:
+        return igzip.decompress(blob)
     d = zlib.decompressobj(wbits=31)
     data = d.decompress(blob)
     if not d.eof:
@@ -418,7 +429,7 @@ def try_decompress(blob: bytes) -> tuple[bytes | None, tuple | None]:
     summary, for a worker process that reports back instead of logging."""
     try:
         data = gunzip(blob) if blob[:2] == b"\x1f\x8b" else blob
-    except (EOFError, OSError, zlib.error) as exc:
+    except GZIP_ERRORS as exc:
         return None, ("bad-gzip", exc)
     if not data.strip():
         return None, ("empty-file", None)

@@ -140,7 +140,7 @@ def test_a_pool_that_cannot_start_falls_back_to_sequential(monkeypatch, capsys, 
 
 
 def test_a_failing_worker_fails_the_run_and_leaves_no_output(monkeypatch, tmp_path):
-    def broken(blob):
+    def broken(blob, **how):
         raise MemoryError("worker out of memory")
 
     monkeypatch.setattr(logs, "parse_log", broken)  # the forked workers inherit it

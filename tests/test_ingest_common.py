@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import multiprocessing
 import pickle
+import zlib
 
 import pytest
 
@@ -49,7 +51,6 @@ def _decompress_after_reuse_heap(conn, blob):
 
 
 def test_reuse_heap_takes_on_glibc_and_changes_no_result():
-    import gzip
 
     data = b'{"Records":[]}' * 50_000
     ctx = multiprocessing.get_context("fork")  # in a child: it changes the process's allocator
@@ -65,3 +66,33 @@ def test_reuse_heap_takes_on_glibc_and_changes_no_result():
 @pytest.mark.parametrize("tuples", [TUPLES, common.CsvTuples(CSV, 3)])
 def test_csv_tuples_pickle(tuples):
     assert pickle.loads(pickle.dumps(tuples)) == TUPLES
+
+
+GOOD_GZIP = gzip.compress(b'{"Records":[]}' * 100, mtime=0)
+GZIP_CASES = {
+    "whole": GOOD_GZIP,
+    "truncated": GOOD_GZIP[:-5],
+    "bad crc": GOOD_GZIP[:-8] + b"\0\0\0\0" + GOOD_GZIP[-4:],
+    "corrupt deflate": GOOD_GZIP[:20] + b"\xff" * 10 + GOOD_GZIP[30:],
+    "two members": GOOD_GZIP + GOOD_GZIP,
+    "trailing zeros": GOOD_GZIP + b"\0" * 10,
+    "trailing junk": GOOD_GZIP + b"junk",
+    "empty member after": GOOD_GZIP + gzip.compress(b"", mtime=0),
+}
+
+
+@pytest.mark.parametrize("case", sorted(GZIP_CASES))
+def test_isal_and_zlib_inflate_give_the_same_answer(monkeypatch, case):
+    """isal's igzip (the CLI) and zlib (the Lambda runtime): the same bytes, or both bad-gzip."""
+    assert common.igzip is not None  # installed with the CLI: this test compares the two
+    blob = GZIP_CASES[case]
+    try:
+        expected = (gzip.decompress(blob), None)
+    except (EOFError, OSError, zlib.error):
+        expected = (None, "bad-gzip")
+    answers = {}
+    for name, igzip in (("isal", common.igzip), ("zlib", None)):
+        monkeypatch.setattr(common, "igzip", igzip)
+        data, skip = common.try_decompress(blob)
+        answers[name] = (data, skip and skip[0])
+    assert answers == {"isal": expected, "zlib": expected}

@@ -142,3 +142,109 @@ def test_a_worker_leaves_the_garbage_collector_as_it_found_it(enabled):
             assert gc.isenabled() is enabled
     finally:
         gc.enable()
+
+
+# ---- the field reader (read_fields): the same answers as the full parse ----------------------
+
+
+def _fields_answer(data: bytes, ipv4_only: bool) -> tuple[bytes, Counter]:
+    records = logs.read_fields(data)
+    assert records is not None, "the field reader handed this file to the full parse"
+    skipped: Counter = Counter()
+    got = logs.csv_lines(records, index.get_tuple, ipv4_only, skipped)
+    return got.csv, skipped
+
+
+@pytest.mark.parametrize("ipv4_only", [False, True])
+def test_field_reader_lines_equal_get_tuple_on_every_record(ipv4_only):
+    """Every record shape get_tuple() tells apart, as bytes: the field reader's lines and
+    counts are get_tuple()'s on each record of json.loads' parse (cold cache, then warm)."""
+    records = [r for r in _variants() if "\ud800" not in json.dumps(r, ensure_ascii=False)]
+    data = json.dumps({"Records": records}).encode()
+    parsed = json.loads(data)["Records"]
+    for _ in range(2):
+        assert _fields_answer(data, ipv4_only) == _reference(parsed, ipv4_only)
+
+
+@pytest.mark.parametrize(
+    "record_text",
+    [
+        b'{"userIdentity":{"principalId":"AIDAONE"},'
+        b'"sourceIPAddress":"203.0.113.1","sourceIPAddress":"198.51.100.2"}',
+        b'{"userIdentity":{"principalId":"AIDAONE","principalId":"AIDATWO"},'
+        b'"sourceIPAddress":"203.0.113.1"}',
+        b'{"userIdentity":{"principalId":"AIDAONE"},"userIdentity":{"type":"AWSService"},'
+        b'"sourceIPAddress":"203.0.113.1"}',
+        b'{"eventType":"AwsApiCall","userIdentity":{"principalId":"AIDAONE"},'
+        b'"sourceIPAddress":"203.0.113.1","eventType":"AwsCloudTrailInsight"}',
+        b'{"userIdentity":{"principalId":"AIDAONE"},"sourceIPAddress":"203.0.113.1",'
+        b'"source\\u0049PAddress":"198.51.100.2"}',
+        b'{"userIdentity":{"principalId":"AIDAONE"},"sourceIPAddress":"203.0.113.1",'
+        b'"userAgent":"caf\xc3\xa9 \xed\xa0\x80"}',  # UTF-8 and an encoded surrogate, unread
+    ],
+)
+def test_field_reader_takes_repeated_keys_and_unread_text_as_json_loads_does(record_text):
+    """A repeated key keeps its last value (escaped spellings too), as json.loads does, and
+    text in fields the reader skips is accepted exactly where json.loads accepts it."""
+    plain = b'{"userIdentity":{"principalId":"AIDAONE"},"sourceIPAddress":"203.0.113.1"}'
+    data = b'{"Records":[' + plain + b"," + record_text + b"," + record_text + b"]}"
+    parsed = json.loads(data)["Records"]
+    assert _fields_answer(data, False) == _reference(parsed, False)
+
+
+NEST = b"[" * 300 + b"]" * 300
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda d: b"\xef\xbb\xbf" + d,  # a UTF-8 BOM: json.loads takes it, msgspec does not
+        lambda d: d.replace(b'"eventName":"x"', b'"eventName":"\xff"'),  # not UTF-8, unread
+        lambda d: d.replace(b'"readOnly":true', b'"readOnly":NaN'),
+        lambda d: d.replace(b'"sourceIPAddress":"203.0.113.1"', b'"sourceIPAddress":1e999'),
+        lambda d: d.replace(b'"eventName":"x"', b'"eventName":"\\ud800"'),  # lone surrogate
+        lambda d: d.replace(b'"readOnly":true', b'"readOnly":' + NEST),
+        lambda d: d.replace(b'"Records":[', b'"Records":{"a":[').replace(b"]}", b"]}}"),
+        lambda d: b"[" + d + b"]",
+        lambda d: d + b" junk",
+    ],
+)
+def test_field_reader_hands_what_it_cannot_promise_to_the_full_parse(change):
+    """Where msgspec's answer could differ from json.loads' (or it refuses), read_fields()
+    returns None and the full parse decides; the file as it was is read by the reader."""
+    rec = record("AIDAONE", "203.0.113.1", eventName="x", readOnly=True)
+    data = json.dumps({"Records": [rec]}, separators=(",", ":")).encode()
+    assert logs.read_fields(data) is not None
+    changed = change(data)
+    assert changed != data
+    assert logs.read_fields(changed) is None
+
+
+def test_field_reader_takes_nesting_below_its_limit():
+    rec = record("AIDAONE", "203.0.113.1", deep=json.loads(b"[" * 150 + b"]" * 150))
+    assert logs.read_fields(json.dumps({"Records": [rec]}).encode()) is not None
+
+
+def test_the_cli_path_reads_the_workshop_logs_with_the_field_reader(tmp_path, monkeypatch):
+    """`secml tuples` prints no records, so every workshop file goes through read_fields(), and
+    the output is the full parse's, byte for byte."""
+    from tests.test_ingest_cloudtrail import WORKSHOP
+
+    monkeypatch.setenv("INGEST_WORKERS", "1")
+    read, decided = [], []
+
+    def spy(data):
+        records = real(data)
+        read.append(1)
+        decided.append(records is not None)
+        return records
+
+    real = logs.read_fields
+    event = {"sources": [str(WORKSHOP)], "print_limit": 0}
+    monkeypatch.setattr(logs, "read_fields", spy)
+    fields = index.handler({**event, "output": str(tmp_path / "fields.csv")}, None)
+    assert read and all(decided) and len(read) == fields["files_read"]
+    monkeypatch.setattr(logs, "FIELD_READER", None)
+    full = index.handler({**event, "output": str(tmp_path / "full.csv")}, None)
+    assert {**fields, "output": None} == {**full, "output": None}
+    assert (tmp_path / "fields.csv").read_bytes() == (tmp_path / "full.csv").read_bytes()

@@ -18,7 +18,14 @@ from lambda_src.cloudtrail_ingest import index
 from lambda_src.guardduty_ingest import index as gd_index
 from tests.ingest_support import record
 
-BACKENDS = {"stdlib": json.loads, "orjson": common._fast_loads}
+# (full parse, field reader, inflate, print_limit): the Lambda runtime's stdlib and zlib;
+# orjson; and what `secml tuples` runs: msgspec's field reader (print_limit 0), orjson wherever
+# it hands over, isal's igzip
+WAYS = {
+    "stdlib": (json.loads, None, None, {}),
+    "orjson": (common._fast_loads, None, None, {}),
+    "fields": (common._fast_loads, logs.FIELD_READER, common.igzip, {"print_limit": 0}),
+}
 
 
 def compact(document) -> bytes:
@@ -44,14 +51,17 @@ def run_folder(tmp_path: Path, files: dict[str, bytes], *, workers=1, **event) -
 
 
 def both_ways(tmp_path, data: bytes, monkeypatch) -> tuple:
-    """The same bytes as .json and .json.gz, with each JSON backend and 1 or 2 workers: every
-    way must give the same answer, which is returned."""
+    """The same bytes as .json and .json.gz, each way of reading them (WAYS) and 1 or 2
+    workers: every way must give the same answer, which is returned."""
     answers = []
-    for backend, loads in BACKENDS.items():
+    for way, (loads, reader, igzip, event) in WAYS.items():
         monkeypatch.setattr(common, "loads", loads)
+        monkeypatch.setattr(logs, "FIELD_READER", reader)
+        monkeypatch.setattr(common, "igzip", igzip)
         for workers in (1, 2):
             for name, blob in (("x.json", data), ("x.json.gz", gzip.compress(data, mtime=0))):
-                answers.append(((backend, workers, name), run_folder(tmp_path, {name: blob})))
+                answer = run_folder(tmp_path, {name: blob}, workers=workers, **event)
+                answers.append(((way, workers, name), answer))
     first = answers[0][1]
     for how, answer in answers:
         assert answer == first, how
