@@ -14,9 +14,10 @@ preset), then runs, each in its own process so peak RSS is its own:
   that setting alone would give the original;
 - ingest (fields), ingest (orjson) and ingest (stdlib json): this project's CloudTrail handler
   as the CLI runs it (msgspec's field reader, with orjson's full parse wherever it hands a file
-  over), with the full parse only (orjson), and as the Lambda runtime runs it (the stdlib's
-  json, no msgspec), with its default worker processes (INGEST_WORKERS, else one per CPU: the
-  count is printed), and ingest (fields) again with INGEST_WORKERS=1 (in the one process).
+  over, isal inflating), with orjson's full parse and zlib (the CLI before msgspec and isal), and
+  as the Lambda runtime runs it (the stdlib's json and zlib), each with its default worker
+  processes (INGEST_WORKERS, else one per CPU: the count is printed), and ingest (fields) again
+  with INGEST_WORKERS=1 (in the one process).
 
 --cells runs the file-size x layout matrix instead (see CELLS; the "indented" layout is held
 out: nothing was chosen on it).
@@ -91,8 +92,8 @@ def project_ingest(folder: Path, out: Path, backend: str) -> dict:
     from lambda_src.cloudtrail_ingest import index
 
     ingest_common.loads = json.loads if backend == "stdlib" else ingest_common._fast_loads
-    if backend != "fields":  # the full parse only: msgspec's field reader off
-        cloudtrail_logs.FIELD_READER = None
+    if backend != "fields":  # the full parse and zlib only: no msgspec, no isal
+        cloudtrail_logs.FIELD_READER = ingest_common.igzip = None
     assert cloudtrail_logs.FIELD_READER is not None or backend != "fields", "msgspec missing"
     event = {"sources": [str(folder)], "output": str(out), "print_limit": 0}
     result = index.handler(event, None)
@@ -341,8 +342,10 @@ def cells(rounds: int, inflate_python: str | None) -> int:
                 grown = None
             base, fields, orj, std, one = (best[a] for a in CELL_APPROACHES[1:])
 
-            def mem(r: dict) -> float:  # the main process and every worker at their peaks
-                return r["peak_rss_mb"] + r["workers"] * r["worker_rss_mb"] * (r["workers"] > 1)
+            def mem(r: dict, n_files: int = n_files) -> float:
+                """The main process and each worker that got a file, all at their peaks."""
+                busy = min(r["workers"], n_files) if r["workers"] > 1 else 0
+                return r["peak_rss_mb"] + busy * r["worker_rss_mb"]
 
             row = (
                 f"{n_files:>4} x {per_file:<11,}{layout:<9}{mb:>8.0f}{base['seconds']:>8.2f}"
@@ -351,7 +354,7 @@ def cells(rounds: int, inflate_python: str | None) -> int:
                 f"{std['seconds']:>9.2f}{base['seconds'] / std['seconds']:>7.2f}"
                 f"{one['seconds']:>11.2f}{base['seconds'] / one['seconds']:>7.2f}"
                 f"{best['decompress-only']['seconds']:>8.2f}{base['peak_rss_mb']:>8.0f}"
-                f"{mem(fields):>10.0f}{(f'{mem(grown):.0f}' if grown else '-'):>12}"
+                f"{mem(fields):>10.0f}{(f'{mem(grown, 2 * n_files):.0f}' if grown else '-'):>12}"
                 f"{one['peak_rss_mb']:>12.0f}"
             )
             if inflate_python:
