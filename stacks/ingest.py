@@ -9,7 +9,7 @@ from constructs import Construct
 
 from lambda_src.staging import stage_function
 from stacks.data import CLOUDTRAIL_PREFIX, GUARDDUTY_PREFIX, INFER_PREFIX, TRAIN_PREFIX
-from stacks.functions import ASSET_EXCLUDE, python_function
+from stacks.functions import ASSET_EXCLUDE, newest_python_runtime, python_function
 from stacks.nag import acknowledge, arn_ref
 from stacks.s3_access import read_prefix, write_keys
 
@@ -26,11 +26,12 @@ def function_code(name: str, *, solutions: bool) -> lambda_.Code:
 
     `solutions=False` (the app's default) deploys the exercise version attendees complete in the
     console (the workshop's TODO lines commented out), `solutions=True` the completed code. Both
-    are staged from the one source in lambda_src/<name> (see lambda_src/staging.py).
+    are staged from the one source in lambda_src/<name> (see lambda_src/staging.py), with the
+    packages the function uses where installed, built for the runtime's Python.
     """
-    return lambda_.Code.from_asset(
-        str(stage_function(name, solutions=solutions)), exclude=ASSET_EXCLUDE
-    )
+    python = newest_python_runtime().name.removeprefix("python")  # "python3.14" -> "3.14"
+    folder = stage_function(name, solutions=solutions, packages=python)
+    return lambda_.Code.from_asset(str(folder), exclude=ASSET_EXCLUDE)
 
 
 class Ingest(Construct):

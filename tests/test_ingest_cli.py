@@ -317,3 +317,87 @@ def test_a_progress_bar_on_a_terminal_for_many_files_only(tmp_path, capsys, monk
     from lambda_src import ingest_common
 
     assert ingest_common.on_file is None
+
+
+def test_the_cloudtrail_function_ships_msgspec_and_isal_built_for_its_runtime():
+    """The deployed CloudTrail ingest carries its field reader and inflate as the pinned wheels
+    for the Lambda runtime's Python on x86_64 (not this machine's); the GuardDuty one none."""
+    from lambda_src.staging import pinned
+    from stacks.functions import newest_python_runtime
+    from stacks.ingest import function_code
+
+    python = newest_python_runtime().name.removeprefix("python")
+    tag = f"cpython-{python.replace('.', '')}-x86_64-linux-gnu.so"
+    for solutions in (False, True):  # the exercise inflates with isal too
+        folder = Path(function_code("cloudtrail_ingest", solutions=solutions).path)
+        assert (folder / "msgspec" / f"_core.{tag}").is_file()
+        assert (folder / "isal" / f"isal_zlib.{tag}").is_file()
+        versions = sorted(p.name.removesuffix(".dist-info") for p in folder.glob("*.dist-info"))
+        assert versions == sorted(p.replace("==", "-") for p in pinned(("msgspec", "isal")))
+    guardduty = Path(function_code("guardduty_ingest", solutions=True).path)
+    assert sorted(p.name for p in guardduty.iterdir()) == [
+        "guardduty_findings.py",
+        "index.py",
+        "ingest_common.py",
+    ]
+
+
+def test_packages_pip_cannot_fetch_leave_the_stdlib_function_and_say_so(
+    tmp_path, monkeypatch, capsys
+):
+    from lambda_src import staging
+
+    monkeypatch.setattr(staging, "PACKAGES_DIR", tmp_path / "packages")
+    monkeypatch.setattr(staging, "LAMBDA_PLATFORM", "no_such_platform")  # pip finds no wheel
+    folder = stage_function(
+        "cloudtrail_ingest", solutions=True, out_dir=tmp_path / "out", packages="3.14"
+    )
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "cloudtrail_logs.py",
+        "index.py",
+        "ingest_common.py",
+    ]
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("warning: could not fetch msgspec==") and "stdlib" in line
+    assert not list(tmp_path.glob("packages/*"))  # no half-built folder left
+
+
+def test_a_staged_function_runs_on_its_vendored_packages_in_a_bare_interpreter(tmp_path):
+    """Staged for this machine's Python, the CloudTrail function imports the vendored msgspec
+    and isal from its own folder in an interpreter without site-packages (as the Lambda
+    runtime does from /var/task), reads with them, and writes what the venv's run writes."""
+    import os
+    import subprocess
+    import sys
+
+    from lambda_src.cloudtrail_ingest import index
+    from tests.test_ingest_cloudtrail import WORKSHOP
+
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    folder = stage_function(
+        "cloudtrail_ingest", solutions=True, out_dir=tmp_path / "fn", packages=python
+    )
+    script = (
+        "import json, cloudtrail_logs as logs, ingest_common as common, index\n"
+        "import msgspec, isal\n"
+        "assert msgspec.__file__.startswith({!r}) and isal.__file__.startswith({!r})\n"
+        "assert logs.FIELD_READER is not None and common.igzip is not None\n"
+        "event = {{'sources': [{!r}], 'output': {!r}, 'print_limit': 0}}\n"
+        "print(json.dumps(index.handler(event, None)))\n"
+    ).format(str(folder), str(folder), str(WORKSHOP), str(tmp_path / "bare.csv"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    done = subprocess.run(
+        [sys._base_executable, "-S", "-c", script],
+        cwd=folder,
+        env={**env, "INGEST_WORKERS": "1"},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    bare = json.loads(done.stdout.strip().splitlines()[-1])
+    event = {"sources": [str(WORKSHOP)], "output": str(tmp_path / "venv.csv"), "print_limit": 0}
+    here = index.handler(event, None)
+    assert bare.pop("json_backend") == "stdlib"  # no orjson there: msgspec reads every file
+    here.pop("json_backend")
+    assert {**bare, "output": None} == {**here, "output": None}
+    assert (tmp_path / "bare.csv").read_bytes() == (tmp_path / "venv.csv").read_bytes()
