@@ -188,16 +188,17 @@ def csv_lines(
     out: list[bytes] = []
     append = out.append
     for record in records:
-        key = None
+        principal_id = address = None
         if type(record) is _Record:  # from read_fields()
             identity = record.userIdentity
             if type(identity) is _Identity and record.eventType != _INSIGHT:
-                key = (identity.principalId, record.sourceIPAddress)
+                principal_id, address = identity.principalId, record.sourceIPAddress
         elif type(record) is dict:
             identity = record.get("userIdentity")
             if type(identity) is dict and record.get("eventType") != _INSIGHT:
-                key = (identity.get("principalId"), record.get("sourceIPAddress"))
-        if key is not None and type(key[0]) is str and type(key[1]) is str:
+                principal_id, address = identity.get("principalId"), record.get("sourceIPAddress")
+        if type(principal_id) is str and type(address) is str:
+            key = (principal_id, address)
             answer = pairs.get(key)
             if answer is None:
                 answer = pairs[key] = _answer(_as_dict(record), get_tuple, ipv4_only)
