@@ -17,7 +17,7 @@ preset), then runs, each in its own process so peak RSS is its own:
   over, isal inflating), with orjson's full parse and zlib (the CLI before msgspec and isal), and
   as the Lambda runtime runs it (the stdlib's json and zlib), each with its default worker
   processes (INGEST_WORKERS, else one per CPU: the count is printed), and ingest (fields) again
-  with INGEST_WORKERS=1 (in the one process).
+  with INGEST_WORKERS=1 (in the one process), with isal and (--cells) with zlib's inflate.
 
 --cells runs the file-size x layout matrix instead (see CELLS; the "indented" layout is held
 out: nothing was chosen on it).
@@ -92,12 +92,14 @@ def project_ingest(folder: Path, out: Path, backend: str) -> dict:
     from lambda_src.cloudtrail_ingest import index
 
     ingest_common.loads = json.loads if backend == "stdlib" else ingest_common._fast_loads
-    if backend != "fields":  # the full parse and zlib only: no msgspec, no isal
+    if backend == "fields-zlib":  # the field reader with zlib's inflate: what isal saves
+        ingest_common.igzip = None
+    elif backend != "fields":  # the full parse and zlib only: no msgspec, no isal
         cloudtrail_logs.FIELD_READER = ingest_common.igzip = None
-    assert cloudtrail_logs.FIELD_READER is not None or backend != "fields", "msgspec missing"
+    assert cloudtrail_logs.FIELD_READER is not None or not backend.startswith("fields")
     event = {"sources": [str(folder)], "output": str(out), "print_limit": 0}
     result = index.handler(event, None)
-    assert result["json_backend"] == ("orjson" if backend == "fields" else backend), result
+    assert result["json_backend"] == ("stdlib" if backend == "stdlib" else "orjson"), result
     return {"records": result["records"], "tuples": result["tuples_written"]}
 
 
@@ -302,6 +304,7 @@ CELL_APPROACHES = (
     "ingest:orjson",
     "ingest:stdlib",
     "ingest:fields:1",
+    "ingest:fields-zlib:1",
 )
 
 
@@ -312,7 +315,7 @@ def cells(rounds: int, inflate_python: str | None) -> int:
     print(
         f"{'files x records':<18}{'layout':<9}{'MB json':>8}{'base s':>8}{'fields s':>9}"
         f"{'x base':>7}{'orjson s':>9}{'x base':>7}{'stdlib s':>9}{'x base':>7}"
-        f"{'1 worker s':>11}{'x base':>7}{'floor s':>8}"
+        f"{'1 worker s':>11}{'x base':>7}{'zlib s':>7}{'floor s':>8}"
         f"{'base MB':>8}{'ingest MB':>10}{'x2 files MB':>12}{'1 worker MB':>12}"
         + (f"{'zlib s':>8}{'isal s':>8}{'zlib-ng s':>10}" if inflate_python else "")
     )
@@ -340,7 +343,7 @@ def cells(rounds: int, inflate_python: str | None) -> int:
                 grown = run_child("ingest:fields", two, tmp / "out2.csv")
             else:
                 grown = None
-            base, fields, orj, std, one = (best[a] for a in CELL_APPROACHES[1:])
+            base, fields, orj, std, one, one_zlib = (best[a] for a in CELL_APPROACHES[1:])
 
             def mem(r: dict, n_files: int = n_files) -> float:
                 """The main process and each worker that got a file, all at their peaks."""
@@ -353,6 +356,7 @@ def cells(rounds: int, inflate_python: str | None) -> int:
                 f"{orj['seconds']:>9.2f}{base['seconds'] / orj['seconds']:>7.2f}"
                 f"{std['seconds']:>9.2f}{base['seconds'] / std['seconds']:>7.2f}"
                 f"{one['seconds']:>11.2f}{base['seconds'] / one['seconds']:>7.2f}"
+                f"{one_zlib['seconds']:>7.2f}"
                 f"{best['decompress-only']['seconds']:>8.2f}{base['peak_rss_mb']:>8.0f}"
                 f"{mem(fields):>10.0f}{(f'{mem(grown, 2 * n_files):.0f}' if grown else '-'):>12}"
                 f"{one['peak_rss_mb']:>12.0f}"
