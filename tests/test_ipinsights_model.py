@@ -174,7 +174,10 @@ def test_end_to_end_learns_who_logs_in_from_where():
     )
     assert 4000 < len(data.train_ips) < 10000
     auc = roc_auc(model.score(data.test_entities, data.to_text(data.test_ips)), data.test_labels)
-    assert auc > 0.95
+    # entity smoothing costs a set this small (150 users, 7 per ISP: an ISP's customers' work
+    # networks are 5% of the negatives): 0.980 without it, 0.958 with the two-pass 0.7 default,
+    # 0.949 with the three-pass 0.85 one (docs/ipinsights-engine.md)
+    assert auc > 0.94
     assert history[-1]["validation:discriminator_auc"] > 0.9
     assert history[-1]["loss"] < history[0]["loss"]
     assert roc_auc(nearest_seen_heuristic(data), data.test_labels) > 0.9  # the set is sane
