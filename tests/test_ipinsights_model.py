@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -154,6 +156,53 @@ def test_lazy_adam_touches_only_the_batch_rows():
     changed = (model.net.entity != before).any(1).nonzero().squeeze(1)
     assert set(changed.tolist()) == set(data.entity_rows[:4].tolist())
     assert float(model.net.ip_table.detach()[model.indexer.padding_row].abs().sum()) == 0.0
+
+
+def test_dense_adam_steps_exactly_as_torch_adam():
+    from secml.ipinsights.trainer import DenseAdam
+
+    torch.manual_seed(0)
+    mine = [torch.nn.Parameter(torch.randn(4, 3)), torch.nn.Parameter(torch.randn(3))]
+    ref = [torch.nn.Parameter(p.detach().clone()) for p in mine]
+    ours = DenseAdam(mine, lr=0.01, weight_decay=1e-3)
+    theirs = torch.optim.Adam(ref, lr=0.01, weight_decay=1e-3)
+    for _ in range(5):
+        grads = [torch.randn_like(p) for p in mine]
+        for p, q, g in zip(mine, ref, grads, strict=True):
+            p.grad, q.grad = g.clone(), g.clone()
+        ours.step()
+        theirs.step()
+    for p, q in zip(mine, ref, strict=True):
+        assert torch.equal(p, q)
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_training_does_not_import_torch_dynamo(layers):
+    """torch.optim's optimizers import torch._dynamo when built (1.5 s of `secml train`)."""
+    code = (
+        "import sys; from secml.ipinsights import IPInsights; "
+        "m = IPInsights(num_entity_vectors=8, vector_dim=8, epochs=1, "
+        f"num_ip_encoder_layers={layers}); "
+        "m.fit([('a', '10.0.0.1'), ('b', '10.0.0.2'), ('a', '10.1.0.1')], progress=False); "
+        "print('torch._dynamo' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_sum_rows_sums_per_distinct_row_and_leaves_out_the_padding_row():
+    from secml.ipinsights.trainer import sum_rows
+
+    grads = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 2.0]])
+    index = torch.tensor([[0, 9, 5], [0, 5, 9], [0, 9, 9]])
+    rows, summed = sum_rows(index, grads, skip=9)  # 9: the largest index, as the padding row is
+    assert rows.tolist() == [0, 5]
+    assert summed.tolist() == [[3.0, 3.0], [1.0, 1.0]]
+    rows, summed = sum_rows(index, grads, skip=5)
+    assert rows.tolist() == [0, 9]
+    assert summed.tolist() == [[3.0, 3.0], [5.0, 5.0]]
+    rows, summed = sum_rows(torch.tensor([2, 1, 2]), grads)
+    assert rows.tolist() == [1, 2] and summed.tolist() == [[0.0, 1.0], [3.0, 2.0]]
 
 
 def test_end_to_end_learns_who_logs_in_from_where():
