@@ -115,10 +115,13 @@ def test_hand_written_gradients_match_autograd(layers):
     with torch.no_grad():
         for layer in net.layers:
             layer.bias.normal_()
-    ent = data.entity_rows[:6]
-    slots = torch.cat([data.ip_slots[:6], trainer.random_negative_slots(np.zeros(12, dtype=bool))])
+    idx = torch.tensor([0, 1, 2, 3, 4, 5, 12, 13])  # rows 12, 13: users 0 and 1 again
+    ent = data.entity_rows[idx]
+    b = len(ent)
+    negatives = trainer.random_negative_slots(np.zeros(2 * b, dtype=bool))
+    slots = torch.cat([data.ip_slots[idx], negatives])
     shifts = [1, 4]
-    loss, _, n, de, dbag = trainer.gradients(ent, slots, 2, shifts)
+    loss, _, n, rows, de, dbag = trainer.gradients(ent, slots, 2, shifts)
     manual = [p.grad.clone() for p in net.layers.parameters()]
     for p in net.parameters():
         p.grad = None
@@ -129,16 +132,19 @@ def test_hand_written_gradients_match_autograd(layers):
     for i, layer in enumerate(net.layers):
         h = layer(h)
         h = torch.relu(h) if i < layers - 1 else h
-    logits = [(e * h[:6]).sum(1), (e[:, None] * h[6:].view(6, 2, -1)).sum(2).reshape(-1)]
-    logits += [(e * torch.roll(h[:6], k, 0)).sum(1) for k in shifts]
+    logits = [(e * h[:b]).sum(1), (e[:, None] * h[b:].view(b, 2, -1)).sum(2).reshape(-1)]
+    logits += [(e * torch.roll(h[:b], k, 0)).sum(1) for k in shifts]
     logits = torch.cat(logits)
     labels = torch.zeros_like(logits)
-    labels[:6] = 1
+    labels[:b] = 1
     reference = F.binary_cross_entropy_with_logits(logits, labels, reduction="sum")
     (reference / len(logits)).backward()
-    assert n == len(logits) == 30
+    assert n == len(logits) == 5 * b
     assert float(loss) == pytest.approx(float(reference.detach()), rel=1e-5)
-    assert torch.allclose(de, e.grad, atol=1e-6)
+    # one gradient per distinct entity: the sum over its rows of the batch
+    assert rows.tolist() == sorted(set(ent.tolist())) and len(rows) < b
+    want = torch.zeros(len(rows), e.shape[1]).index_add_(0, torch.searchsorted(rows, ent), e.grad)
+    assert torch.allclose(de, want, atol=1e-6)
     assert torch.allclose(dbag, bag.grad, atol=1e-6)
     for got, want in zip(manual, [p.grad for p in net.layers.parameters()], strict=True):
         assert torch.allclose(got, want, atol=1e-6)

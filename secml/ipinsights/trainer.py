@@ -235,10 +235,9 @@ class Trainer:
         s = self.hp["shuffled_negative_sampling_rate"] if b > 1 else 0
         all_slots = torch.cat([slots, neg_slots]) if r else slots
         shifts = self.rng.integers(1, b, size=s).tolist() if s else []
-        loss, correct, n_rec, de, dbag = self.gradients(entity_rows, all_slots, r, shifts)
+        loss, correct, n_rec, rows, de, dbag = self.gradients(entity_rows, all_slots, r, shifts)
         self.t += 1
-        rows, g = sum_rows(entity_rows, de)
-        self.entity_opt.step(rows, g, self.t)
+        self.entity_opt.step(rows, de, self.t)
         rows, g = sum_rows(all_slots, dbag, skip=self.net.padding_row)
         self.ip_opt.step(rows, g, self.t)
         if self.dense_opt:
@@ -246,16 +245,21 @@ class Trainer:
         return loss, correct, n_rec
 
     def gradients(self, entity_rows, all_slots, r: int, shifts: list[int]):
-        """Loss sum, correct count, records, d(entity rows), d(IP bags); sets FC layer grads.
+        """Loss sum, correct count, records, the batch's distinct entity rows and their summed
+        gradients, d(IP bags); sets FC layer grads.
 
         Hand-written gradients of the mean BCE: autograd is used only for hidden FC layers
-        (num_ip_encoder_layers > 1). The last FC layer is folded into the entity side.
+        (num_ip_encoder_layers > 1). The last FC layer is folded into the entity side, and its
+        products run once per distinct entity of the batch, not per row (a batch of 10,000
+        pairs holds about 5,000 of 6,000 users): ``q = e W`` is gathered per row, and the
+        rows' gradients are summed per entity before ``de = dq W^T`` and ``dW = e^T dq``.
         Shuffled negative k pairs batch row i's entity with row (i - shifts[k]) % b's address.
         """
         net = self.net
         b = len(entity_rows)
         s = len(shifts)
-        e = net.entity.data.index_select(0, entity_rows)
+        rows, inverse = torch.unique(entity_rows, return_inverse=True)
+        e = net.entity.data.index_select(0, rows)
         bag = F.embedding_bag(all_slots, net.ip_table.data, mode="sum", padding_idx=net.padding_row)
         layers = net.layers
         deep = len(layers) > 1
@@ -270,10 +274,10 @@ class Trainer:
             h = bag
         if len(layers):
             weight, bias = layers[-1].weight.data, layers[-1].bias.data
-            q = e @ weight
-            c = e @ bias
+            q = (e @ weight).index_select(0, inverse)
+            c = (e @ bias).index_select(0, inverse)
         else:
-            q, c = e, None
+            q, c = e.index_select(0, inverse), None
         hr = h[:b]
         n_rec = b * (1 + r + s)
         # each block: (logits, label); gradient of mean BCE w.r.t. a logit is (sigmoid - y) / N
@@ -290,13 +294,13 @@ class Trainer:
         torch.mul(g_real[:, None], q, out=dh_r)
         if r:
             hn = h[b:].view(b, r, -1)
-            rand = torch.bmm(hn, q.unsqueeze(2)).squeeze(2)
+            rand = (hn * q.unsqueeze(1)).sum(2)  # bmm of 1 x d by d x 1: 2-5x slower
             if c is not None:
                 rand += c[:, None]
             g_rand = torch.sigmoid(rand).div_(n_rec)
             loss += F.softplus(rand).sum()
             correct += (rand <= 0).sum()
-            dq += torch.bmm(g_rand.unsqueeze(1), hn).squeeze(1)
+            dq += torch.einsum("br,brd->bd", g_rand, hn)  # bmm: 20x slower at r = 1
             dc += g_rand.sum(1)
             torch.mul(g_rand.unsqueeze(2), q.unsqueeze(1), out=dh[b:].view(b, r, -1))
         if s:
@@ -313,7 +317,9 @@ class Trainer:
                 dq += g_shuf[:, None] * other
                 dc += g_shuf
                 dh_r += torch.roll(g_shuf[:, None] * q, -shift, 0)
+        dq = torch.zeros_like(e).index_add_(0, inverse, dq)
         if len(layers):
+            dc = torch.zeros(len(rows), dtype=dc.dtype, device=dc.device).index_add_(0, inverse, dc)
             de = dq @ weight.T
             de += dc[:, None] * bias
             layers[-1].weight.grad = e.T @ dq
@@ -325,7 +331,7 @@ class Trainer:
             dbag = bag.grad
         else:
             dbag = dh
-        return loss, correct, n_rec, de, dbag
+        return loss, correct, n_rec, rows, de, dbag
 
     def epoch(
         self,
