@@ -2,7 +2,7 @@ import pytest
 
 from secml.errors import SecmlError
 from secml.ipinsights import read_pairs_csv
-from secml.ipinsights.data import load_pairs
+from secml.ipinsights.data import CsvBytes, load_pairs
 
 
 def write(tmp_path, text, name="pairs.csv"):
@@ -58,3 +58,43 @@ def test_missing_file_and_all_invalid(tmp_path):
 def test_in_memory_rows_are_numbered(tmp_path):
     with pytest.raises(SecmlError, match="input row 2: 'x' is not"):
         load_pairs([("a", "1.2.3.4"), ("b", "x")])
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"u1,10.0.0.1\nu2,10.0.0.2\n",
+        b"u1,10.0.0.1\nu2,10.0.0.2",  # no newline at the end
+        b"\xef\xbb\xbfu1,10.0.0.1\r\nu2,2001:db8::1\r\n",  # byte-order mark, CRLF
+        b"u1,10.0.0.1\n,10.0.0.2\nu3,nope\nu4,\n",  # empty entity, bad and empty address
+        b"u1,10.0.0.1\n\nu2, 10.0.0.2\n",  # not plain: a blank line, a space
+    ],
+)
+def test_a_file_reads_as_the_same_bytes_given_in_memory(tmp_path, raw):
+    path = tmp_path / "train.csv"
+    path.write_bytes(raw)
+    got = load_pairs(path, skip_invalid=True)
+    want = load_pairs(CsvBytes(raw, str(path)), skip_invalid=True)
+    assert got.entities.tolist() == want.entities.tolist()
+    assert got.ip_texts.tolist() == want.ip_texts.tolist()
+    assert got.line_numbers.tolist() == want.line_numbers.tolist()
+    assert (got.skipped, got.problems) == (want.skipped, want.problems)
+    if want.skipped:  # the same first complaint without --skip-invalid
+        with pytest.raises(SecmlError) as bad:
+            load_pairs(path)
+        with pytest.raises(SecmlError) as same:
+            load_pairs(CsvBytes(raw, str(path)))
+        assert str(bad.value) == str(same.value)
+
+
+def test_a_plain_file_is_split_by_arrow_not_line_by_line(tmp_path, monkeypatch):
+    import secml.ipinsights.data as data
+
+    path = tmp_path / "train.csv"
+    path.write_bytes(b"u1,10.0.0.1\nu2,10.0.0.2\n")
+
+    def per_line(*args):
+        raise AssertionError("the per-line reader ran on a plain file")
+
+    monkeypatch.setattr(data, "_read_csv_rows", per_line)
+    assert load_pairs(path).entities.tolist() == ["u1", "u2"]

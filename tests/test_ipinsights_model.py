@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -113,10 +115,13 @@ def test_hand_written_gradients_match_autograd(layers):
     with torch.no_grad():
         for layer in net.layers:
             layer.bias.normal_()
-    ent = data.entity_rows[:6]
-    slots = torch.cat([data.ip_slots[:6], trainer.random_negative_slots(np.zeros(12, dtype=bool))])
+    idx = torch.tensor([0, 1, 2, 3, 4, 5, 12, 13])  # rows 12, 13: users 0 and 1 again
+    ent = data.entity_rows[idx]
+    b = len(ent)
+    negatives = trainer.random_negative_slots(np.zeros(2 * b, dtype=bool))
+    slots = torch.cat([data.ip_slots[idx], negatives])
     shifts = [1, 4]
-    loss, _, n, de, dbag = trainer.gradients(ent, slots, 2, shifts)
+    loss, _, n, rows, de, dbag = trainer.gradients(ent, slots, 2, shifts)
     manual = [p.grad.clone() for p in net.layers.parameters()]
     for p in net.parameters():
         p.grad = None
@@ -127,16 +132,19 @@ def test_hand_written_gradients_match_autograd(layers):
     for i, layer in enumerate(net.layers):
         h = layer(h)
         h = torch.relu(h) if i < layers - 1 else h
-    logits = [(e * h[:6]).sum(1), (e[:, None] * h[6:].view(6, 2, -1)).sum(2).reshape(-1)]
-    logits += [(e * torch.roll(h[:6], k, 0)).sum(1) for k in shifts]
+    logits = [(e * h[:b]).sum(1), (e[:, None] * h[b:].view(b, 2, -1)).sum(2).reshape(-1)]
+    logits += [(e * torch.roll(h[:b], k, 0)).sum(1) for k in shifts]
     logits = torch.cat(logits)
     labels = torch.zeros_like(logits)
-    labels[:6] = 1
+    labels[:b] = 1
     reference = F.binary_cross_entropy_with_logits(logits, labels, reduction="sum")
     (reference / len(logits)).backward()
-    assert n == len(logits) == 30
+    assert n == len(logits) == 5 * b
     assert float(loss) == pytest.approx(float(reference.detach()), rel=1e-5)
-    assert torch.allclose(de, e.grad, atol=1e-6)
+    # one gradient per distinct entity: the sum over its rows of the batch
+    assert rows.tolist() == sorted(set(ent.tolist())) and len(rows) < b
+    want = torch.zeros(len(rows), e.shape[1]).index_add_(0, torch.searchsorted(rows, ent), e.grad)
+    assert torch.allclose(de, want, atol=1e-6)
     assert torch.allclose(dbag, bag.grad, atol=1e-6)
     for got, want in zip(manual, [p.grad for p in net.layers.parameters()], strict=True):
         assert torch.allclose(got, want, atol=1e-6)
@@ -154,6 +162,53 @@ def test_lazy_adam_touches_only_the_batch_rows():
     changed = (model.net.entity != before).any(1).nonzero().squeeze(1)
     assert set(changed.tolist()) == set(data.entity_rows[:4].tolist())
     assert float(model.net.ip_table.detach()[model.indexer.padding_row].abs().sum()) == 0.0
+
+
+def test_dense_adam_steps_exactly_as_torch_adam():
+    from secml.ipinsights.trainer import DenseAdam
+
+    torch.manual_seed(0)
+    mine = [torch.nn.Parameter(torch.randn(4, 3)), torch.nn.Parameter(torch.randn(3))]
+    ref = [torch.nn.Parameter(p.detach().clone()) for p in mine]
+    ours = DenseAdam(mine, lr=0.01, weight_decay=1e-3)
+    theirs = torch.optim.Adam(ref, lr=0.01, weight_decay=1e-3)
+    for _ in range(5):
+        grads = [torch.randn_like(p) for p in mine]
+        for p, q, g in zip(mine, ref, grads, strict=True):
+            p.grad, q.grad = g.clone(), g.clone()
+        ours.step()
+        theirs.step()
+    for p, q in zip(mine, ref, strict=True):
+        assert torch.equal(p, q)
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_training_does_not_import_torch_dynamo(layers):
+    """torch.optim's optimizers import torch._dynamo when built (1.5 s of `secml train`)."""
+    code = (
+        "import sys; from secml.ipinsights import IPInsights; "
+        "m = IPInsights(num_entity_vectors=8, vector_dim=8, epochs=1, "
+        f"num_ip_encoder_layers={layers}); "
+        "m.fit([('a', '10.0.0.1'), ('b', '10.0.0.2'), ('a', '10.1.0.1')], progress=False); "
+        "print('torch._dynamo' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_sum_rows_sums_per_distinct_row_and_leaves_out_the_padding_row():
+    from secml.ipinsights.trainer import sum_rows
+
+    grads = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 2.0]])
+    index = torch.tensor([[0, 9, 5], [0, 5, 9], [0, 9, 9]])
+    rows, summed = sum_rows(index, grads, skip=9)  # 9: the largest index, as the padding row is
+    assert rows.tolist() == [0, 5]
+    assert summed.tolist() == [[3.0, 3.0], [1.0, 1.0]]
+    rows, summed = sum_rows(index, grads, skip=5)
+    assert rows.tolist() == [0, 9]
+    assert summed.tolist() == [[3.0, 3.0], [5.0, 5.0]]
+    rows, summed = sum_rows(torch.tensor([2, 1, 2]), grads)
+    assert rows.tolist() == [1, 2] and summed.tolist() == [[0.0, 1.0], [3.0, 2.0]]
 
 
 def test_end_to_end_learns_who_logs_in_from_where():
@@ -174,7 +229,10 @@ def test_end_to_end_learns_who_logs_in_from_where():
     )
     assert 4000 < len(data.train_ips) < 10000
     auc = roc_auc(model.score(data.test_entities, data.to_text(data.test_ips)), data.test_labels)
-    assert auc > 0.95
+    # entity smoothing costs a set this small (150 users, 7 per ISP: an ISP's customers' work
+    # networks are 5% of the negatives): 0.980 without it, 0.958 with the two-pass 0.7 default,
+    # 0.949 with the three-pass 0.85 one (docs/ipinsights-engine.md)
+    assert auc > 0.94
     assert history[-1]["validation:discriminator_auc"] > 0.9
     assert history[-1]["loss"] < history[0]["loss"]
     assert roc_auc(nearest_seen_heuristic(data), data.test_labels) > 0.9  # the set is sane

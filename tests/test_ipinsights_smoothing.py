@@ -27,6 +27,31 @@ def test_smoothing_moves_users_towards_those_who_share_their_networks():
     assert torch.allclose(table[0], torch.tensor([0.75, 0.25]))
 
 
+def test_smoothing_weighs_each_network_by_the_users_logins_there():
+    table = torch.tensor([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0]])
+    # user 0: three logins at network 10 (shared with user 1), one at 11 (shared with user 2)
+    users = torch.tensor([0, 0, 0, 0, 1, 2])
+    networks = torch.tensor([10, 10, 10, 11, 10, 11])
+    smooth_entities(table, users, networks, 1.0, passes=1)
+    # network means: 10 -> (2, 0), 11 -> (0, 2); user 0's logins: 3/4 at 10, 1/4 at 11
+    assert torch.allclose(table[0], torch.tensor([1.5, 0.5]))
+
+
+def test_every_pass_keeps_the_trained_vector_as_its_anchor():
+    trained = torch.tensor([[1.0, 0.0], [0.0, 1.0], [3.0, 3.0]])
+    users = torch.tensor([0, 1, 1, 2])
+    networks = torch.tensor([10, 10, 11, 11])
+    w = 0.8
+    # around = A v: user 0 <- mean(10); user 1 <- mean of mean(10) and mean(11); user 2 <- mean(11)
+    a = torch.tensor([[0.5, 0.5, 0.0], [0.25, 0.5, 0.25], [0.0, 0.5, 0.5]])
+    want = trained.clone()
+    for _ in range(3):
+        want = (1 - w) * trained + w * (a @ want)
+    table = trained.clone()
+    smooth_entities(table, users, networks, w, passes=3)
+    assert torch.allclose(table, want, atol=1e-6)
+
+
 def org_auc(**settings) -> float:
     data = organisation_logins(num_orgs=20, offices_per_org=8, seed=5)
     model = IPInsights(

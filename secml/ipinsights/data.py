@@ -127,6 +127,23 @@ def _read_csv_rows(path, raw: bytes) -> tuple[list[str], list[str], np.ndarray, 
     return entities, ips, np.asarray(numbers, dtype=np.int64), problems
 
 
+def _read_file_rows(path, raw: bytes) -> tuple[Any, Any, np.ndarray, list]:
+    """``_read_csv_rows``' answer for a file; a plain one (every line ``entity,ip`` in printable
+    ASCII, as ``secml tuples`` writes) is split by Arrow's CSV reader, as ``secml score`` splits
+    its plain blocks (``scoring._plain_rows``): 0.05 s instead of 0.45 s for 250,000 rows.
+    Anything else goes through the per-line reader, with its line numbers and messages."""
+    from secml.ipinsights.scoring import UTF8_BOM, _plain_rows
+
+    body = raw[len(UTF8_BOM) :] if raw.startswith(UTF8_BOM) else raw
+    rows = None
+    if body:
+        rows = _plain_rows(body if body.endswith(b"\n") else body + b"\n", 1)
+    if rows is None:
+        return _read_csv_rows(path, raw)
+    entities = rows.entities.to_numpy(zero_copy_only=False)
+    return entities, rows.ips.to_numpy(zero_copy_only=False), rows.numbers, []
+
+
 def _rows_from_memory(source: Any) -> tuple[list[str], list[str], np.ndarray, list]:
     try:
         import pandas as pd
@@ -173,7 +190,7 @@ def load_pairs(source: Any, *, skip_invalid: bool = False, what: str = "input") 
         entities, ips, numbers, problems = _read_csv_rows(source.name, source.raw)
         where = "line"
     elif is_file:
-        entities, ips, numbers, problems = _read_csv_rows(source, _read_file(Path(source)))
+        entities, ips, numbers, problems = _read_file_rows(source, _read_file(Path(source)))
         where = "line"
     else:
         entities, ips, numbers, problems = _rows_from_memory(source)

@@ -128,9 +128,9 @@ class IPInsights:
     rows as entities, and falls back to ``hash`` otherwise; ``hash`` is the built-in's
     assignment, 64-bit hash modulo ``num_entity_vectors``, where entities can collide (at the
     advised 2x rows, about 2 in 5 training entities share their row with another);
-    and ``entity_smoothing`` (default 0.7; 0 turns it off), how far each training entity's
+    and ``entity_smoothing`` (default 0.85; 0 turns it off), how far each training entity's
     vector moves, after the last epoch, towards the entities that used the same networks
-    (``trainer.smooth_entities``: learning from colleagues).
+    (``trainer.smooth_entities``: learning from colleagues, three passes).
     """
 
     def __init__(

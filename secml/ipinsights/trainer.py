@@ -56,8 +56,9 @@ BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
 # engine defaults (measured in benchmarks/ipinsights.py; docs/ipinsights-engine.md)
 DEFAULT_PREFIX_DROPOUT = (0.5,)  # drop /32 (IPv6 /128) from half the training pairs
 DEFAULT_PREFIX_LR_SCALE = (0.25, 0.25)  # /32 and /24 rows (IPv6 /128, /64) learn at lr / 4
-DEFAULT_ENTITY_SMOOTHING = 0.7  # after training: e <- 0.3 e + 0.7 (mean of network means), twice
-SMOOTHING_PASSES = 2
+# after training: e <- 0.15 e_trained + 0.85 (login-weighted mean of network means), 3 passes
+DEFAULT_ENTITY_SMOOTHING = 0.85
+SMOOTHING_PASSES = 3
 NETWORK_SLOT = 2  # the /16 row of an IPv4 address (IPv6: /32): "which network"
 
 
@@ -89,41 +90,58 @@ class LazyAdam:
         self.table.index_copy_(0, rows, w)
 
 
+class DenseAdam:
+    """``torch.optim.Adam`` for the FC layers (L2 weight decay added to the gradient, as its
+    single-tensor path computes it, step for step), written out because constructing a
+    ``torch.optim`` optimizer imports ``torch._dynamo``: 1.5 s of a 12 s ``secml train`` of
+    250,000 pairs here, for a 128 x 128 layer (docs/ipinsights-engine.md)."""
+
+    def __init__(self, params: list[torch.Tensor], lr: float, weight_decay: float):
+        self.params = list(params)
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.m = [torch.zeros_like(p) for p in self.params]
+        self.v = [torch.zeros_like(p) for p in self.params]
+        self.t = 0
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.t += 1
+        step_size = self.lr / (1 - BETA1**self.t)
+        bias_correction2_sqrt = (1 - BETA2**self.t) ** 0.5
+        for p, m, v in zip(self.params, self.m, self.v, strict=True):
+            g = p.grad
+            if g is None:
+                continue
+            if self.weight_decay:
+                g = g.add(p, alpha=self.weight_decay)
+            m.lerp_(g, 1 - BETA1)
+            v.mul_(BETA2).addcmul_(g, g, value=1 - BETA2)
+            p.addcdiv_(m, (v.sqrt() / bias_correction2_sqrt).add_(EPS), value=-step_size)
+
+
 def sum_rows(index: torch.Tensor, grads: torch.Tensor, skip: int | None = None):
     """Sum the gradient rows that share an index: (distinct indices, summed gradients).
 
     ``index`` is (n,) or (n, k): with k columns (an address's table rows), gradient row i
-    counts once per column. Entries equal to ``skip`` (the padding row) are dropped first, per
-    column, and a column holding a single value (the family row of an all-IPv4 batch) is
-    summed directly: random negatives mostly fall in prefixes training never saw, so most of
-    their entries are padding and the scatter stays small.
+    counts once per column. Entries equal to ``skip`` (the padding row) are left out of the
+    answer. One sort of all the indices, then one ``index_add_`` per column straight from
+    ``grads``: no per-column copies of the gradients (concatenating them was a 50 MB copy per
+    batch at mini_batch_size 10,000). Padding entries (most of a random negative's /16, /24
+    and /32 slots) are summed into the padding row's slot and dropped with it.
     """
     if index.dim() == 1:
         index = index.unsqueeze(1)
-    parts_rows: list[torch.Tensor] = []
-    parts_grads: list[torch.Tensor] = []
-    for j in range(index.shape[1]):
-        col = index[:, j]
-        lo, hi = torch.aminmax(col)
-        if int(lo) == int(hi):
-            if skip is None or int(lo) != skip:
-                parts_rows.append(col[:1])
-                parts_grads.append(grads.sum(0, keepdim=True))
-            continue
-        if skip is not None:
-            keep = (col != skip).nonzero().squeeze(1)
-            if len(keep) < len(col):
-                parts_rows.append(col.index_select(0, keep))
-                parts_grads.append(grads.index_select(0, keep))
-                continue
-        parts_rows.append(col)
-        parts_grads.append(grads)
-    if not parts_rows:
-        return index.new_zeros(0), grads.new_zeros(0, grads.shape[1])
-    rows = torch.cat(parts_rows)
-    uniq, inverse = torch.unique(rows, return_inverse=True)
+    uniq, inverse = torch.unique(index, return_inverse=True)
     summed = torch.zeros(len(uniq), grads.shape[1], dtype=grads.dtype, device=grads.device)
-    summed.index_add_(0, inverse, torch.cat(parts_grads))
+    for j in range(index.shape[1]):
+        summed.index_add_(0, inverse[:, j], grads)
+    if skip is not None and len(uniq):
+        if int(uniq[-1]) == skip:  # the padding row is the table's last: sorted last
+            return uniq[:-1], summed[:-1]
+        keep = (uniq != skip).nonzero().squeeze(1)
+        if len(keep) < len(uniq):
+            return uniq.index_select(0, keep), summed.index_select(0, keep)
     return uniq, summed
 
 
@@ -187,7 +205,7 @@ class Trainer:
         self.entity_opt = LazyAdam(net.entity.data, lr, wd)
         self.ip_opt = LazyAdam(net.ip_table.data, lr, wd)
         dense = [p for layer in net.layers for p in layer.parameters()]
-        self.dense_opt = torch.optim.Adam(dense, lr=lr, weight_decay=wd) if dense else None
+        self.dense_opt = DenseAdam(dense, lr, wd) if dense else None
         self.t = 0
         self.prefix_dropout = tuple(prefix_dropout) if indexer.kind != "octet" else ()
         self.dropout_rng = dropout_rng if dropout_rng is not None else np.random.default_rng(0)
@@ -217,10 +235,9 @@ class Trainer:
         s = self.hp["shuffled_negative_sampling_rate"] if b > 1 else 0
         all_slots = torch.cat([slots, neg_slots]) if r else slots
         shifts = self.rng.integers(1, b, size=s).tolist() if s else []
-        loss, correct, n_rec, de, dbag = self.gradients(entity_rows, all_slots, r, shifts)
+        loss, correct, n_rec, rows, de, dbag = self.gradients(entity_rows, all_slots, r, shifts)
         self.t += 1
-        rows, g = sum_rows(entity_rows, de)
-        self.entity_opt.step(rows, g, self.t)
+        self.entity_opt.step(rows, de, self.t)
         rows, g = sum_rows(all_slots, dbag, skip=self.net.padding_row)
         self.ip_opt.step(rows, g, self.t)
         if self.dense_opt:
@@ -228,16 +245,21 @@ class Trainer:
         return loss, correct, n_rec
 
     def gradients(self, entity_rows, all_slots, r: int, shifts: list[int]):
-        """Loss sum, correct count, records, d(entity rows), d(IP bags); sets FC layer grads.
+        """Loss sum, correct count, records, the batch's distinct entity rows and their summed
+        gradients, d(IP bags); sets FC layer grads.
 
         Hand-written gradients of the mean BCE: autograd is used only for hidden FC layers
-        (num_ip_encoder_layers > 1). The last FC layer is folded into the entity side.
+        (num_ip_encoder_layers > 1). The last FC layer is folded into the entity side, and its
+        products run once per distinct entity of the batch, not per row (a batch of 10,000
+        pairs holds about 5,000 of 6,000 users): ``q = e W`` is gathered per row, and the
+        rows' gradients are summed per entity before ``de = dq W^T`` and ``dW = e^T dq``.
         Shuffled negative k pairs batch row i's entity with row (i - shifts[k]) % b's address.
         """
         net = self.net
         b = len(entity_rows)
         s = len(shifts)
-        e = net.entity.data.index_select(0, entity_rows)
+        rows, inverse = torch.unique(entity_rows, return_inverse=True)
+        e = net.entity.data.index_select(0, rows)
         bag = F.embedding_bag(all_slots, net.ip_table.data, mode="sum", padding_idx=net.padding_row)
         layers = net.layers
         deep = len(layers) > 1
@@ -252,10 +274,10 @@ class Trainer:
             h = bag
         if len(layers):
             weight, bias = layers[-1].weight.data, layers[-1].bias.data
-            q = e @ weight
-            c = e @ bias
+            q = (e @ weight).index_select(0, inverse)
+            c = (e @ bias).index_select(0, inverse)
         else:
-            q, c = e, None
+            q, c = e.index_select(0, inverse), None
         hr = h[:b]
         n_rec = b * (1 + r + s)
         # each block: (logits, label); gradient of mean BCE w.r.t. a logit is (sigmoid - y) / N
@@ -272,13 +294,13 @@ class Trainer:
         torch.mul(g_real[:, None], q, out=dh_r)
         if r:
             hn = h[b:].view(b, r, -1)
-            rand = torch.bmm(hn, q.unsqueeze(2)).squeeze(2)
+            rand = (hn * q.unsqueeze(1)).sum(2)  # bmm of 1 x d by d x 1: 2-5x slower
             if c is not None:
                 rand += c[:, None]
             g_rand = torch.sigmoid(rand).div_(n_rec)
             loss += F.softplus(rand).sum()
             correct += (rand <= 0).sum()
-            dq += torch.bmm(g_rand.unsqueeze(1), hn).squeeze(1)
+            dq += torch.einsum("br,brd->bd", g_rand, hn)  # bmm: 20x slower at r = 1
             dc += g_rand.sum(1)
             torch.mul(g_rand.unsqueeze(2), q.unsqueeze(1), out=dh[b:].view(b, r, -1))
         if s:
@@ -295,7 +317,9 @@ class Trainer:
                 dq += g_shuf[:, None] * other
                 dc += g_shuf
                 dh_r += torch.roll(g_shuf[:, None] * q, -shift, 0)
+        dq = torch.zeros_like(e).index_add_(0, inverse, dq)
         if len(layers):
+            dc = torch.zeros(len(rows), dtype=dc.dtype, device=dc.device).index_add_(0, inverse, dc)
             de = dq @ weight.T
             de += dc[:, None] * bias
             layers[-1].weight.grad = e.T @ dq
@@ -307,7 +331,7 @@ class Trainer:
             dbag = bag.grad
         else:
             dbag = dh
-        return loss, correct, n_rec, de, dbag
+        return loss, correct, n_rec, rows, de, dbag
 
     def epoch(
         self,
@@ -370,31 +394,40 @@ def smooth_entities(
     passes: int = SMOOTHING_PASSES,
     skip: int | None = None,
 ) -> None:
-    """Learn from colleagues, after training: each training entity's vector moves ``weight`` of
-    the way to the mean, over the networks it used, of the mean vector of the entities that
-    used that network (``passes`` times: colleagues of colleagues). In place.
+    """Learn from colleagues, after training: each training entity's vector becomes
+    ``(1 - weight) * its trained vector + weight * around``, where ``around`` is the mean, over
+    the entity's logins, of the mean vector of the entities that used the login's network;
+    ``passes`` times, ``around`` from the previous pass's vectors (colleagues of colleagues),
+    the trained vector kept as the anchor of every pass (a personalised-PageRank walk). In place.
 
     Users of one organisation who were each seen at a few of its offices end up near each
     other, so an office a user never used but colleagues did scores as theirs. Networks are
-    the /16 rows (IPv6 /32) of the training pairs; ``skip`` (the padding row) is no network.
+    the /16 rows (IPv6 /32) of the training pairs, one entry per pair (a network a user logs in
+    from often weighs more in their ``around`` than one seen once); ``skip`` (the padding row) is
+    no network. Anchoring keeps each pass's pull towards colleagues without shrinking the
+    user's own vector pass after pass: on the quality sets it reached further on the
+    organisation sets for the same cost on the tutorial-style ones (docs/ipinsights-engine.md).
     """
     if weight <= 0 or passes <= 0 or len(entity_rows) == 0:
         return
     keep = network_rows != skip if skip is not None else torch.ones_like(network_rows, dtype=bool)
     span = int(network_rows.max()) + 1
-    pairs = torch.unique(entity_rows[keep] * span + network_rows[keep])
+    pairs, logins = torch.unique(entity_rows[keep] * span + network_rows[keep], return_counts=True)
     users, networks = pairs // span, pairs % span
     networks, net_index = torch.unique(networks, return_inverse=True)
     users, user_index = torch.unique(users, return_inverse=True)
+    logins = logins.to(table.dtype)
     per_network = torch.bincount(net_index, minlength=len(networks)).to(table.dtype)[:, None]
-    per_user = torch.bincount(user_index, minlength=len(users)).to(table.dtype)[:, None]
-    vectors = table.index_select(0, users)
+    per_user = torch.zeros(len(users), dtype=table.dtype).index_add_(0, user_index, logins)
+    trained = table.index_select(0, users)
+    vectors = trained
     for _ in range(passes):
         means = torch.zeros(len(networks), table.shape[1], dtype=table.dtype)
         means.index_add_(0, net_index, vectors.index_select(0, user_index)).div_(per_network)
         around = torch.zeros_like(vectors)
-        around.index_add_(0, user_index, means.index_select(0, net_index)).div_(per_user)
-        vectors = vectors.mul_(1 - weight).add_(around, alpha=weight)
+        around.index_add_(0, user_index, means.index_select(0, net_index).mul_(logins[:, None]))
+        around.div_(per_user[:, None])
+        vectors = around.mul_(weight).add_(trained, alpha=1 - weight)
     table.index_copy_(0, users, vectors)
 
 
