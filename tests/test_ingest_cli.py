@@ -262,19 +262,23 @@ def test_output_to_s3(monkeypatch, tmp_path, capsys):
 def test_a_stopped_run_leaves_no_part_file(tmp_path, signum, written):
     """The run is frozen (SIGSTOP) once its spool file exists (and, with `written`, holds
     tuples: mid-run), then told to stop and thawed: it removes the spool file, and no output
-    appears."""
+    appears. The input is the workshop's logs copied eight times (about 4,800 files), so the
+    run lasts seconds, not the fraction of one the workshop's logs take."""
     import os
+    import shutil
     import signal
     import subprocess
     import sys
     import time
 
+    src = tmp_path / "src"
+    for n in range(8):
+        shutil.copytree(WORKSHOP / "cloudtrail", src / str(n))
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     out = out_dir / "t.csv"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "secml", "tuples", "cloudtrail", str(WORKSHOP / "cloudtrail")]
-        + ["--out", str(out)],
+        [sys.executable, "-m", "secml", "tuples", "cloudtrail", str(src), "--out", str(out)],
         cwd=Path(__file__).resolve().parents[1],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
