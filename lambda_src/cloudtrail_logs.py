@@ -48,15 +48,18 @@ def parse_log(blob: bytes, *, fields: bool = False) -> tuple[list | None, tuple 
     data, skip = common.try_decompress(blob)
     if skip is not None:
         return None, skip
-    records = read_fields(data) if fields else None
-    if records is None:
+    found = read_fields(data) if fields else None
+    if found is not None:
+        records, once = found
+    else:
         document, skip = common.try_parse(data, common.loads)
         if skip is not None:
             return None, skip
         records = document.get("Records") if isinstance(document, dict) else None
         if not isinstance(records, list):
             return None, ("not-a-cloudtrail-log", None)
-    if common.top_level_key_repeated(data, "Records"):
+        once = False
+    if not once and common.top_level_key_repeated(data, "Records"):
         return None, ("not-a-cloudtrail-log", "the Records key appears more than once")
     if not records:
         return None, ("no-records", None)
@@ -101,6 +104,8 @@ if msgspec is not None:
         Records: list[_Record | _NOT_AN_OBJECT]
 
     FIELD_READER: Any = msgspec.json.Decoder(_Log)
+    _RECORDS = msgspec.json.Decoder(list[_Record | _NOT_AN_OBJECT])
+    _OBJECT = msgspec.json.Decoder(dict)
     _DECODE_ERRORS: tuple = (msgspec.DecodeError, RecursionError)
 else:  # pragma: no cover
 
@@ -114,10 +119,11 @@ else:  # pragma: no cover
     _DECODE_ERRORS = ()
 
 
-def read_fields(data: bytes) -> list | None:
-    """The records of a log file with only the fields the shipped get_tuple() reads
-    (userIdentity's principalId and type, sourceIPAddress, eventType; records that are not
-    objects as the stdlib parses them), or None where the full parse must decide.
+def read_fields(data: bytes) -> tuple[list, bool] | None:
+    """(records, once): the records of a log file with only the fields the shipped get_tuple()
+    reads (userIdentity's principalId and type, sourceIPAddress, eventType; records that are not
+    objects as the stdlib parses them), and whether the top-level Records key was shown to
+    appear once (_records_alone()); or None where the full parse must decide.
 
     msgspec validates the whole document and keeps the last of a repeated key, as json.loads
     does; what it does not check, or checks differently, goes to the full parse: bytes that are
@@ -137,11 +143,48 @@ def read_fields(data: bytes) -> list | None:
         frame, depth = frame.f_back, depth + 1
     sys.setrecursionlimit(depth + _MAX_DEPTH)  # msgspec counts its nesting against it
     try:
-        return FIELD_READER.decode(data).Records
+        try:
+            records = _records_alone(data)
+        except _DECODE_ERRORS:  # not that layout: the whole document decides
+            records = None
+        if records is not None:
+            return records, True
+        return FIELD_READER.decode(data).Records, False
     except _DECODE_ERRORS:
         return None
     finally:
         sys.setrecursionlimit(limit)
+
+
+_WHITESPACE = b" \t\n\r"  # JSON's, no more (bytes.strip() would take \f and \v too)
+
+
+def _records_alone(data: bytes) -> list | None:
+    """The records of a log laid out as CloudTrail writes it, decoded from the Records value
+    alone, with the key shown to appear once without reading the whole text again; None where
+    the layout is another (then read_fields() decodes the whole document, and the caller counts
+    the key in the text). Shown once when the first "Records" in the text is a key whose value
+    runs to the object's closing brace (so nothing follows it; a key nested deeper would leave
+    its containers' closing brackets in that span, which is then not one JSON value), and the
+    text before the value, closed with `null}`, is a JSON object with no other key that reads
+    Records, spelled plainly or with \\u escapes. Raises msgspec's errors as the decoders do."""
+    key = data.find(b'"Records"')
+    if key <= 0 or data[key - 1] == 0x5C:  # a backslash: the tail of a longer key
+        return None
+    start = key + 9
+    while start < len(data) and data[start] in _WHITESPACE:
+        start += 1
+    if data[start : start + 1] != b":":
+        return None
+    start += 1
+    end = len(data.rstrip(_WHITESPACE)) - 1
+    if end <= start or data[end] != 0x7D:  # "}"
+        return None
+    head = data[:start]
+    if len(common.spelled_key("Records").findall(head)) != 1:
+        return None
+    _OBJECT.decode(head + b"null}")
+    return _RECORDS.decode(memoryview(data)[start:end])
 
 
 def _as_dict(record: Any) -> Any:

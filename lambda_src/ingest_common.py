@@ -783,7 +783,7 @@ def top_level_key_repeated(data: bytes, key: str) -> bool:
     as an object key, spelled plainly or with \\u escapes."""
     plainly_once = data.count(json.dumps(key).encode()) < 2
     escapes = b"\\" in data and b"\\u" in data  # memchr first: most logs hold no backslash
-    if plainly_once and (not escapes or len(_spelled_key(key).findall(data)) < 2):
+    if plainly_once and (not escapes or len(spelled_key(key).findall(data)) < 2):
         return False
     try:
         pairs = json.loads(data, object_pairs_hook=lambda pairs: pairs)
@@ -793,7 +793,7 @@ def top_level_key_repeated(data: bytes, key: str) -> bool:
 
 
 @functools.cache
-def _spelled_key(key: str) -> re.Pattern:
+def spelled_key(key: str) -> re.Pattern:
     """An object key that reads `key` once decoded: each character as itself or as \\uXXXX."""
     spellings = (
         re.escape(c) + r"|\\u" + "".join(f"[{h.lower()}{h.upper()}]" for h in f"{ord(c):04x}")

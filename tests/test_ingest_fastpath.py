@@ -148,8 +148,9 @@ def test_a_worker_leaves_the_garbage_collector_as_it_found_it(enabled):
 
 
 def _fields_answer(data: bytes, ipv4_only: bool) -> tuple[bytes, Counter]:
-    records = logs.read_fields(data)
-    assert records is not None, "the field reader handed this file to the full parse"
+    found = logs.read_fields(data)
+    assert found is not None, "the field reader handed this file to the full parse"
+    records, _ = found
     skipped: Counter = Counter()
     got = logs.csv_lines(records, index.get_tuple, ipv4_only, skipped)
     return got.csv, skipped
@@ -207,6 +208,7 @@ NEST = b"[" * 300 + b"]" * 300
         lambda d: d.replace(b'"Records":[', b'"Records":{"a":[').replace(b"]}", b"]}}"),
         lambda d: b"[" + d + b"]",
         lambda d: d + b" junk",
+        lambda d: d + b"\x0c",  # a form feed is not JSON whitespace
     ],
 )
 def test_field_reader_hands_what_it_cannot_promise_to_the_full_parse(change):
@@ -248,3 +250,49 @@ def test_the_cli_path_reads_the_workshop_logs_with_the_field_reader(tmp_path, mo
     full = index.handler({**event, "output": str(tmp_path / "full.csv")}, None)
     assert {**fields, "output": None} == {**full, "output": None}
     assert (tmp_path / "fields.csv").read_bytes() == (tmp_path / "full.csv").read_bytes()
+
+
+REC = json.dumps(record("AIDAONE", "203.0.113.1"))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"Records":[@,@]}',
+        '{"Records": [@, @]}\n',
+        '\r\n {\n  "Records" :\n  [\n @,\n @\n ]\n}\t\n',
+    ],
+)
+def test_a_cloudtrail_layout_shows_its_records_key_once_without_a_count(text):
+    """The Records value runs to the closing brace and nothing before it reads Records as a
+    key: read_fields() says the key appears once, and the records are the full parse's."""
+    data = text.replace("@", REC).encode()
+    records, once = logs.read_fields(data)
+    assert once and len(records) == 2
+    assert _fields_answer(data, False) == _reference(json.loads(data)["Records"], False)
+
+
+@pytest.mark.parametrize(
+    "text, refused",
+    [
+        ('{"Records":[@,@],"other":1}', False),  # a member after the records
+        ('{"x":{"Records":[]},"Records":[@,@]}', False),  # the first "Records" is nested
+        ('{"x":[1,"Records"],"Records":[@,@]}', False),  # ... or a value
+        ('{"x":"\\"Records","Records":[@,@]}', False),  # a string ending \"Records"
+        ('{"Rec\\u006frds":[],"Records":[@,@]}', True),  # twice, once spelled with an escape
+        ('{"Records":[],"Records":[@,@]}', True),  # twice, plainly
+    ],
+)
+def test_other_layouts_leave_the_records_key_to_the_count(text, refused):
+    """Where the cheap proof does not hold, read_fields() decodes the whole document and says
+    nothing about the key (once is False): parse_log() counts it in the text, and refuses the
+    file where the key is there twice."""
+    data = text.replace("@", REC).encode()
+    json.loads(data)  # valid JSON, each of them
+    found = logs.read_fields(data)
+    assert found is not None and found[1] is False and len(found[0]) == 2
+    records, skip = logs.parse_log(data, fields=True)
+    if refused:
+        assert skip == ("not-a-cloudtrail-log", "the Records key appears more than once")
+    else:
+        assert skip is None and len(records) == 2
