@@ -13,6 +13,7 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
+from lambda_src.staging import pinned
 from stacks.data import GUARDDUTY_PREFIX, TRUTH_KEY
 from stacks.ingest import CLOUDTRAIL_OUTPUT_KEY, GUARDDUTY_OUTPUT_KEY
 from stacks.nag import acknowledge, arn_ref
@@ -21,7 +22,6 @@ from stacks.s3_access import read_keys, read_prefix, write_keys
 NOTEBOOK_PATH = Path(__file__).resolve().parents[1] / "notebooks" / "ip_insights_workshop.ipynb"
 # The notebook's plumbing, copied next to it by the on-create script.
 HELPERS_PATH = NOTEBOOK_PATH.with_name("workshop_helpers.py")
-REQUIREMENTS = Path(__file__).resolve().parents[1] / "requirements.txt"
 LIFECYCLE_DIR = Path(__file__).resolve().parent / "lifecycle"
 # SageMaker's limit on each lifecycle script, base64-encoded.
 LIFECYCLE_SCRIPT_LIMIT = 16384
@@ -103,12 +103,7 @@ def render_lifecycle_script(name: str, values: dict[str, str]) -> str:
 
 def sdk_requirements() -> str:
     """The pins the notebook's kernel installs: the SageMaker SDK and boto3 the tests ran with."""
-    pins = dict(
-        line.strip().split("==", 1)
-        for line in REQUIREMENTS.read_text(encoding="utf-8").splitlines()
-        if "==" in line and not line.startswith("#")
-    )
-    return " ".join(f"{name}=={pins[name].split()[0]}" for name in ("sagemaker", "boto3"))
+    return " ".join(pinned(("sagemaker", "boto3")))
 
 
 def on_start_values(*, idle_minutes: int, region: str) -> dict[str, str]:
