@@ -6,7 +6,8 @@ Writes N gzipped CloudTrail log files of M records each (records drawn from the 
 preset), then runs, each in its own process so peak RSS is its own:
 
 - decompress-only: gunzip every file and nothing else (the floor), with the ingest's own
-  decompression and the heap setting its workers use (ingest_common.reuse_heap());
+  decompression (isal where installed) and the heap setting its workers use
+  (ingest_common.reuse_heap());
 - workshop-baseline: the original workshop's approach (read the whole file, json.load, sort the
   records by eventTime, collect every tuple in a list, write at the end), as it ran: the
   "x baseline" column is against this row;
@@ -49,12 +50,16 @@ sys.path.insert(0, str(ROOT))
 # ---- the approaches (run in a child process) ------------------------------------------------
 
 
-def decompress_only(files: list[Path], library: str = "zlib") -> dict:
-    """The floor: gunzip every file, with the ingest's own zlib call or a faster inflate
-    (isal's igzip, zlib-ng) where that is installed in the interpreter running this."""
+def decompress_only(files: list[Path], library: str | None = None) -> dict:
+    """The floor: gunzip every file with the ingest's own decompression (isal where installed,
+    else zlib), or with the one named: zlib, isal's igzip or zlib-ng (installed in the
+    interpreter running this)."""
+    from lambda_src import ingest_common
     from lambda_src.ingest_common import gunzip  # the ingest's own decompression
 
-    if library == "isal":
+    if library == "zlib":  # the ingest's zlib path, as the Lambda runtime without isal runs it
+        ingest_common.igzip = None
+    elif library == "isal":
         from isal import igzip
 
         gunzip = igzip.decompress  # noqa: F811
