@@ -344,7 +344,7 @@ def _work(get_tuple: GetTuple, name: str, blob: bytes, ipv4_only: bool, print_n:
 
 
 def _work_file(get_tuple: GetTuple, blob: bytes, ipv4_only: bool, print_n: int) -> tuple:
-    fields = FIELD_READER is not None and not print_n and proven_get_tuple(get_tuple)
+    fields = not print_n and proven_get_tuple(get_tuple)  # read_fields() checks FIELD_READER
     records, skip = parse_log(blob, fields=fields)  # printed records are read whole
     if skip is not None:
         return ("skip", skip)
